@@ -1,0 +1,122 @@
+//! The LOG_PHASE handler: one sample per main request into this worker's own shard.
+use core::panic::AssertUnwindSafe;
+
+use ngx::ffi::*;
+use ngx::http::{HttpModuleLocationConf, HttpModuleMainConf, HttpModuleServerConf, NgxHttpCoreModule};
+use ngx::ngx_log_error;
+
+use super::conf::{LocConf, SrvConf, UNRESOLVED};
+use super::zone::{worker, Worker};
+use super::Module;
+use crate::stats::layout::flag;
+use crate::stats::{Kind, Recorded, Sample, OVERFLOW_SERVER};
+
+/// The server zone's name: the server block's first `server_name`, `_` when it has none.
+fn server_name(cscf: &ngx_http_core_srv_conf_t) -> &[u8] {
+    match cscf.server_name.as_bytes() {
+        b"" => b"_",
+        n => n,
+    }
+}
+
+/// Resolves (registering if needed) a server block's key into this worker's cache.
+unsafe fn resolve(w: &Worker, cscf: &ngx_http_core_srv_conf_t, scf: &SrvConf) -> usize {
+    let key = scf.key.get();
+    if key != UNRESOLVED {
+        return key;
+    }
+    match w.zone.key(&w.lock, Kind::Server, server_name(cscf)) {
+        Some(k) => {
+            scf.key.set(k);
+            k
+        }
+        None => {
+            if w.zone.raise_flag(flag::KEYS_FULL) {
+                ngx_log_error!(
+                    NGX_LOG_WARN,
+                    w.log,
+                    "vts_zone is full: server \"{}\" is counted in the overflow entry; increase the vts_zone size",
+                    String::from_utf8_lossy(server_name(cscf))
+                );
+            }
+            // Not cached: a later request tries again (keys are never freed, but a reload
+            // with a larger zone starts over).
+            OVERFLOW_SERVER
+        }
+    }
+}
+
+/// Registers every configured server zone once, when the worker starts, so that they are all
+/// listed from the first scrape and the request path finds its key in the server conf.
+pub unsafe fn resolve_servers(cycle: *mut ngx_cycle_t) {
+    let Some(w) = worker() else { return };
+    // SAFETY: the cycle's http main conf holds the array of server confs.
+    unsafe {
+        let Some(cmcf) = NgxHttpCoreModule::main_conf(&*cycle) else {
+            return;
+        };
+        let servers: &[*mut ngx_http_core_srv_conf_t] = cmcf.servers.as_slice();
+        for &cscf in servers {
+            let cscf = &*cscf;
+            if let Some(scf) = Module::server_conf(&*cscf.ctx) {
+                resolve(w, cscf, scf);
+            }
+        }
+    }
+}
+
+/// Registered in postconfiguration; runs for every request nginx logs.
+pub unsafe extern "C" fn handler(r: *mut ngx_http_request_t) -> ngx_int_t {
+    // A panic must not cross into nginx: it would abort the worker.
+    let _ = std::panic::catch_unwind(AssertUnwindSafe(|| unsafe { record(r) }));
+    NGX_OK as ngx_int_t
+}
+
+#[inline]
+unsafe fn record(r: *mut ngx_http_request_t) {
+    let Some(w) = worker() else { return };
+    // SAFETY: nginx passes a live request in its log phase.
+    let r = unsafe { &*r };
+    if !std::ptr::eq(r.main, r) {
+        return; // a subrequest (with log_subrequest on): its main request is counted
+    }
+    if Module::location_conf(r).is_some_and(|l: &LocConf| l.status) {
+        return; // the status location's own requests
+    }
+    let (Some(cscf), Some(scf)) = (NgxHttpCoreModule::server_conf(r), Module::server_conf(r)) else {
+        return;
+    };
+    let key = unsafe { resolve(w, cscf, scf) };
+    let sample = unsafe { sample(r) };
+    if w.writer
+        .record(&w.lock, key, OVERFLOW_SERVER, false, &sample, &w.bounds_us)
+        == Recorded::Overflow
+        && w.zone.raise_flag(flag::ARENA_FULL)
+    {
+        ngx_log_error!(
+            NGX_LOG_WARN,
+            w.log,
+            "vts_zone is full: samples are counted in the overflow entry; increase the vts_zone size"
+        );
+    }
+}
+
+/// What nginx's access log would say about this request.
+unsafe fn sample(r: &ngx_http_request_t) -> Sample {
+    // SAFETY: ngx_cached_time points at the current time slot; r->connection is live.
+    let (now, sent) = unsafe { (&*ngx_cached_time, (*r.connection).sent) };
+    let ms = (now.sec - r.start_sec) * 1000 + (now.msec as i64 - r.start_msec as i64);
+    let status = if r.err_status != 0 {
+        r.err_status
+    } else {
+        r.headers_out.status
+    };
+    Sample {
+        status: status as u64,
+        bytes_in: r.request_length.max(0) as u64,
+        bytes_out: sent.max(0) as u64,
+        time_ms: ms.max(0) as u64,
+        upstream_ms: None,
+    }
+}
+

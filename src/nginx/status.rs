@@ -1,0 +1,105 @@
+//! The `vts_status` content handler: snapshot, render, send.
+use core::panic::AssertUnwindSafe;
+
+use ngx::ffi::*;
+
+use super::zone::worker;
+use crate::render::prometheus::{self, Connections, Info};
+
+const MODULE_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+pub unsafe extern "C" fn handler(r: *mut ngx_http_request_t) -> ngx_int_t {
+    std::panic::catch_unwind(AssertUnwindSafe(|| unsafe { serve(r) }))
+        .unwrap_or(NGX_HTTP_INTERNAL_SERVER_ERROR as ngx_int_t)
+}
+
+/// nginx's connection counters (stub_status): shared atomics nginx maintains.
+fn connections() -> Option<Connections> {
+    // SAFETY: with NGX_STAT_STUB these point into shared memory nginx set up before the
+    // workers started; reading an ngx_atomic_t is a plain load.
+    unsafe {
+        let rd = |p: *mut ngx_atomic_t| {
+            if p.is_null() {
+                0
+            } else {
+                core::ptr::read_volatile(p) as u64
+            }
+        };
+        if ngx_stat_active.is_null() {
+            return None;
+        }
+        Some(Connections {
+            active: rd(ngx_stat_active),
+            reading: rd(ngx_stat_reading),
+            writing: rd(ngx_stat_writing),
+            waiting: rd(ngx_stat_waiting),
+            accepted: rd(ngx_stat_accepted),
+            handled: rd(ngx_stat_handled),
+            requests: rd(ngx_stat_requests),
+        })
+    }
+}
+
+fn hostname() -> &'static [u8] {
+    // SAFETY: ngx_cycle is the current cycle; its hostname is set at startup.
+    unsafe { (*ngx_cycle).hostname.as_bytes() }
+}
+
+unsafe fn serve(r: *mut ngx_http_request_t) -> ngx_int_t {
+    // SAFETY: r is the request nginx passes to the content handler.
+    unsafe {
+        let rr = &mut *r;
+        if rr.method & (NGX_HTTP_GET | NGX_HTTP_HEAD) as ngx_uint_t == 0 {
+            return NGX_HTTP_NOT_ALLOWED as ngx_int_t;
+        }
+        let rc = ngx_http_discard_request_body(r);
+        if rc != NGX_OK as ngx_int_t {
+            return rc;
+        }
+        let mut body = Vec::new();
+        if let Some(w) = worker() {
+            let snap = w.zone.snapshot();
+            let mcf = super::Module::main_conf_of(rr);
+            let info = Info {
+                hostname: hostname(),
+                module_version: MODULE_VERSION,
+                nginx_version: NGINX_VERSION.to_str().unwrap_or(""),
+                shm_name: mcf.map_or(&b""[..], |m| m.zone_name()),
+                connections: connections(),
+            };
+            prometheus::render(&snap, &info, &mut body);
+        } else {
+            return NGX_HTTP_SERVICE_UNAVAILABLE as ngx_int_t;
+        }
+
+        rr.headers_out.status = NGX_HTTP_OK as ngx_uint_t;
+        rr.headers_out.content_length_n = body.len() as off_t;
+        let ct = prometheus::CONTENT_TYPE;
+        rr.headers_out.content_type.len = ct.len();
+        rr.headers_out.content_type.data = ct.as_ptr() as *mut u8;
+        rr.headers_out.content_type_len = ct.len();
+        rr.headers_out.content_type_lowcase = core::ptr::null_mut();
+
+        if rr.method == NGX_HTTP_HEAD as ngx_uint_t || body.is_empty() {
+            rr.set_header_only(1);
+            return ngx_http_send_header(r);
+        }
+        let b = ngx_create_temp_buf(rr.pool, body.len());
+        if b.is_null() {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR as ngx_int_t;
+        }
+        core::ptr::copy_nonoverlapping(body.as_ptr(), (*b).last, body.len());
+        (*b).last = (*b).last.add(body.len());
+        (*b).set_last_buf(1);
+        (*b).set_last_in_chain(1);
+        let rc = ngx_http_send_header(r);
+        if rc == NGX_ERROR as ngx_int_t || rc > NGX_OK as ngx_int_t || rr.header_only() != 0 {
+            return rc;
+        }
+        let mut out = ngx_chain_t {
+            buf: b,
+            next: core::ptr::null_mut(),
+        };
+        ngx_http_output_filter(r, &mut out)
+    }
+}

@@ -1,0 +1,222 @@
+//! The shared-memory zone: requested at configuration, laid out (or reattached after a
+//! reload) in its init callback, and claimed shard by shard by the workers.
+use core::cell::UnsafeCell;
+use core::ffi::c_void;
+use core::ptr::{self, NonNull};
+
+use ngx::ffi::*;
+use ngx::http::HttpModuleMainConf;
+use ngx::{ngx_conf_log_error, ngx_log_error};
+
+use super::conf::MainConf;
+use super::Module;
+use crate::stats::layout::flag;
+use crate::stats::{Claim, ShardWriter, Zone, ZoneLock};
+
+/// Requests the zone from nginx. The tag folds in the histogram bounds: nginx reuses a zone
+/// across a reload only when name, size and tag match, so a reload that changes the bounds (and
+/// with them the slot layout) gets a fresh zone instead of one laid out for other bounds.
+pub unsafe fn request(
+    cf: *mut ngx_conf_t,
+    mcf: *mut MainConf,
+    name: ngx_str_t,
+    size: usize,
+) -> Option<*mut ngx_shm_zone_t> {
+    let mut h: usize = 0;
+    // SAFETY: mcf is the main conf being initialised.
+    for b in unsafe { (*mcf).bucket_seconds() } {
+        h = h.wrapping_mul(31).wrapping_add(b.to_bits() as usize);
+    }
+    // An opaque identity, never dereferenced: the module's address plus a small layout hash.
+    let tag = (ptr::addr_of!(super::ngx_http_vts_module) as usize + (h % 4093)) as *mut c_void;
+    let mut name = name;
+    // SAFETY: cf is the configuration being read; nginx copies what it keeps.
+    let shm_zone = unsafe { ngx_shared_memory_add(cf, &mut name, size, tag) };
+    if shm_zone.is_null() {
+        return None;
+    }
+    // SAFETY: a zone nginx just returned.
+    unsafe {
+        if !(*shm_zone).data.is_null() {
+            ngx_conf_log_error!(
+                NGX_LOG_EMERG,
+                cf,
+                "vts_zone \"{}\" is duplicate",
+                String::from_utf8_lossy(name.as_bytes())
+            );
+            return None;
+        }
+        (*shm_zone).init = Some(init_zone);
+        (*shm_zone).data = mcf as *mut c_void;
+    }
+    Some(shm_zone)
+}
+
+/// Takes every free page of the slab pool as the statistics region (the pool's header, and
+/// with it the mutex the master force-unlocks, stays where nginx put it).
+fn region(shpool: *mut ngx_slab_pool_t) -> Option<(NonNull<u8>, usize)> {
+    // SAFETY: shpool is the freshly initialised slab pool at the start of the zone.
+    unsafe {
+        let len = (*shpool).pfree * ngx_pagesize;
+        let p = ngx_slab_alloc(shpool, len) as *mut u8;
+        NonNull::new(p).map(|p| (p, len))
+    }
+}
+
+/// The zone's init callback: in the master (or the single process), at every configuration
+/// load. `shm_zone->data` is this configuration's main conf; `data` is the previous one's when
+/// nginx reuses the zone across a reload.
+unsafe extern "C" fn init_zone(shm_zone: *mut ngx_shm_zone_t, data: *mut c_void) -> ngx_int_t {
+    // SAFETY: nginx passes its zone; the slab pool sits at shm.addr (ngx_init_zone_pool); both
+    // main confs are alive (the old cycle is freed only after the new one is initialised).
+    unsafe {
+        let mcf = &mut *((*shm_zone).data as *mut MainConf);
+        let log = (*shm_zone).shm.log;
+        let nbuckets = mcf.buckets().len();
+        if !data.is_null() {
+            let old = &*(data as *const MainConf);
+            let Some((base, len)) = old.region else {
+                return NGX_ERROR as ngx_int_t;
+            };
+            return match Zone::attach(base, len, nbuckets) {
+                Ok(zone) => {
+                    zone.header()
+                        .generation
+                        .fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+                    mcf.region = Some((base, len));
+                    NGX_OK as ngx_int_t
+                }
+                Err(e) => {
+                    ngx_log_error!(
+                        NGX_LOG_EMERG,
+                        log,
+                        "vts_zone: cannot reuse the zone after reload: {:?}",
+                        e
+                    );
+                    NGX_ERROR as ngx_int_t
+                }
+            };
+        }
+        let shpool = (*shm_zone).shm.addr as *mut ngx_slab_pool_t;
+        let Some((base, len)) = region(shpool) else {
+            ngx_log_error!(
+                NGX_LOG_EMERG,
+                log,
+                "vts_zone: cannot allocate the statistics region"
+            );
+            return NGX_ERROR as ngx_int_t;
+        };
+        let now = (*ngx_cached_time).sec as u64;
+        let seed = now.rotate_left(17) ^ (ngx_pid as u64) ^ (base.as_ptr() as u64);
+        match Zone::create(base, len, nbuckets, seed, now) {
+            Ok(_) => {
+                mcf.region = Some((base, len));
+                NGX_OK as ngx_int_t
+            }
+            Err(e) => {
+                ngx_log_error!(NGX_LOG_EMERG, log, "vts_zone: the zone is too small: {:?}", e);
+                NGX_ERROR as ngx_int_t
+            }
+        }
+    }
+}
+
+/// Locks the slab pool's mutex: the master force-unlocks it if a worker dies holding it.
+pub struct SlabLock(*mut ngx_slab_pool_t);
+
+impl ZoneLock for SlabLock {
+    fn with_lock<R>(&self, f: impl FnOnce() -> R) -> R {
+        // SAFETY: the pool is the zone's, initialised and mapped for the process's life.
+        unsafe { ngx_shmtx_lock(&mut (*self.0).mutex) };
+        let r = f();
+        unsafe { ngx_shmtx_unlock(&mut (*self.0).mutex) };
+        r
+    }
+}
+
+/// What a worker needs on the request path.
+pub struct Worker {
+    pub zone: Zone,
+    pub writer: ShardWriter,
+    pub lock: SlabLock,
+    pub claim: Claim,
+    pub pid: i32,
+    pub upstream_stats: bool,
+    /// Histogram upper bounds, microseconds.
+    pub bounds_us: arrayvec::ArrayVec<u64, { crate::stats::layout::MAX_BUCKETS }>,
+    pub log: *mut ngx_log_t,
+}
+
+struct WorkerCell(UnsafeCell<Option<Worker>>);
+// SAFETY: nginx runs a worker's module callbacks (init/exit process, phase handlers) on its one
+// event-loop thread; nothing else touches this cell.
+unsafe impl Sync for WorkerCell {}
+static WORKER: WorkerCell = WorkerCell(UnsafeCell::new(None));
+
+/// This process's worker state, if it is a worker with a zone.
+#[inline]
+pub fn worker() -> Option<&'static Worker> {
+    // SAFETY: see WorkerCell; set in init_process, cleared in exit_process, same thread.
+    unsafe { (*WORKER.0.get()).as_ref() }
+}
+
+fn alive(pid: i32) -> bool {
+    // SAFETY: kill with signal 0 only checks for existence and permission.
+    unsafe { libc::kill(pid, 0) == 0 || *libc::__errno_location() == libc::EPERM }
+}
+
+pub unsafe extern "C" fn init_process(cycle: *mut ngx_cycle_t) -> ngx_int_t {
+    // SAFETY: called by nginx in the new worker with its cycle.
+    unsafe {
+        let Some(mcf) = Module::main_conf(&*cycle) else {
+            return NGX_OK as ngx_int_t;
+        };
+        let mcf: &MainConf = mcf;
+        let super::conf::ZoneConf::Requested { shm_zone, .. } = mcf.zone else {
+            return NGX_OK as ngx_int_t;
+        };
+        let Some((base, len)) = mcf.region else {
+            return NGX_OK as ngx_int_t;
+        };
+        let Ok(zone) = Zone::attach(base, len, mcf.buckets().len()) else {
+            ngx_log_error!(
+                NGX_LOG_ALERT,
+                (*cycle).log,
+                "vts_zone: zone is not initialised, statistics are off"
+            );
+            return NGX_OK as ngx_int_t;
+        };
+        let pid = ngx_pid;
+        let claim = zone.claim(ngx_worker, pid, alive);
+        if claim == Claim::Shared && zone.raise_flag(flag::SHARED_SHARD) {
+            ngx_log_error!(
+                NGX_LOG_NOTICE,
+                (*cycle).log,
+                "vts_zone: more worker processes than shards ({}), the extra ones count with atomic adds",
+                crate::stats::layout::OWNED_SHARDS
+            );
+        }
+        let lock = SlabLock((*shm_zone).shm.addr as *mut ngx_slab_pool_t);
+        *WORKER.0.get() = Some(Worker {
+            zone,
+            writer: zone.writer(claim),
+            lock,
+            claim,
+            pid,
+            upstream_stats: mcf.upstream_stats != 0,
+            bounds_us: mcf.buckets().iter().copied().collect(),
+            log: (*cycle).log,
+        });
+        super::log_phase::resolve_servers(cycle);
+        NGX_OK as ngx_int_t
+    }
+}
+
+pub unsafe extern "C" fn exit_process(_cycle: *mut ngx_cycle_t) {
+    // SAFETY: see WorkerCell.
+    unsafe {
+        if let Some(w) = (*WORKER.0.get()).take() {
+            w.zone.release(w.claim, w.pid);
+        }
+    }
+}

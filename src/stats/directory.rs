@@ -1,0 +1,150 @@
+//! The key directory: (kind, name) -> slot index, shared by all workers.
+//!
+//! Lookups take no lock: an entry is written completely under the registration lock, then
+//! published by a Release store of its index into the open-addressing hash index (and of the
+//! new `key_count`). Readers Acquire-load before reading the entry. Entries are never removed,
+//! so a published index stays valid for the zone's life.
+use core::hash::Hasher;
+use core::sync::atomic::Ordering::*;
+use std::collections::hash_map::DefaultHasher;
+
+use super::layout::*;
+use super::zone::{Zone, ZoneLock};
+
+/// What a key counts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[repr(u32)]
+pub enum Kind {
+    /// Samples that could not get a slot of their own; the name says for which kind.
+    Overflow = 1,
+    /// A server block, by its first `server_name`.
+    Server = 2,
+    /// An upstream peer: name is [`upstream_key`] of (group, peer).
+    UpstreamPeer = 3,
+}
+
+impl Kind {
+    fn from_u32(v: u32) -> Option<Kind> {
+        match v {
+            1 => Some(Kind::Overflow),
+            2 => Some(Kind::Server),
+            3 => Some(Kind::UpstreamPeer),
+            _ => None,
+        }
+    }
+}
+
+/// Registered at zone creation, in this order: key `i` is the overflow entry of `OVERFLOW_KEYS[i]`.
+pub const OVERFLOW_KEYS: [(Kind, &str); 2] = [(Kind::Overflow, "server"), (Kind::Overflow, "upstream")];
+pub const OVERFLOW_SERVER: usize = 0;
+pub const OVERFLOW_UPSTREAM: usize = 1;
+
+/// Encodes an upstream peer's key name: the group's length (4 bytes LE), the group, the peer.
+pub fn upstream_key(group: &[u8], peer: &[u8]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(4 + group.len() + peer.len());
+    v.extend_from_slice(&(group.len() as u32).to_le_bytes());
+    v.extend_from_slice(group);
+    v.extend_from_slice(peer);
+    v
+}
+
+/// Splits a name made by [`upstream_key`] into (group, peer).
+pub fn split_upstream_key(name: &[u8]) -> Option<(&[u8], &[u8])> {
+    let n = u32::from_le_bytes(name.get(..4)?.try_into().ok()?) as usize;
+    let rest = &name[4..];
+    (n <= rest.len()).then(|| rest.split_at(n))
+}
+
+impl Zone {
+    fn hash(&self, kind: Kind, name: &[u8]) -> u64 {
+        let mut h = DefaultHasher::new();
+        h.write_u64(self.header().seed.load(Relaxed));
+        h.write_u32(kind as u32);
+        h.write(name);
+        // 0 marks an empty entry's hash; never produce it.
+        h.finish() | 1
+    }
+
+    /// The slot index of a registered key. Lock-free.
+    pub fn lookup(&self, kind: Kind, name: &[u8]) -> Option<usize> {
+        let hash = self.hash(kind, name);
+        let table = self.table();
+        let mask = table.len() - 1;
+        let mut i = hash as usize & mask;
+        for _ in 0..table.len() {
+            let v = table[i].load(Acquire) as usize;
+            if v == 0 {
+                return None;
+            }
+            let key = v - 1;
+            let e = self.key_entry(key);
+            if e.hash.load(Relaxed) == hash && e.kind.load(Relaxed) == kind as u32 {
+                // SAFETY: the entry and its name were written before the Acquire-loaded index.
+                let stored = unsafe {
+                    self.arena_bytes(
+                        e.name_off.load(Relaxed) as usize,
+                        e.name_len.load(Relaxed) as usize,
+                    )
+                };
+                if stored == name {
+                    return Some(key);
+                }
+            }
+            i = (i + 1) & mask;
+        }
+        None
+    }
+
+    /// Registers a key, or finds it if another process registered it first. `None` when the
+    /// directory or the arena is full.
+    pub fn register<L: ZoneLock>(&self, lock: &L, kind: Kind, name: &[u8]) -> Option<usize> {
+        let hash = self.hash(kind, name);
+        lock.with_lock(|| {
+            if let Some(k) = self.lookup(kind, name) {
+                return Some(k);
+            }
+            let h = self.header();
+            let key = h.key_count.load(Relaxed) as usize;
+            if key >= self.geometry().max_keys || name.len() > u32::MAX as usize {
+                return None;
+            }
+            let off = self.alloc_locked(name_bytes(name.len()), 8)?;
+            // SAFETY: fresh arena bytes, ours under the lock, published below.
+            unsafe {
+                core::ptr::copy_nonoverlapping(name.as_ptr(), self.base().as_ptr().add(off), name.len())
+            };
+            let e = self.key_entry(key);
+            e.hash.store(hash, Relaxed);
+            e.name_off.store(off as u32, Relaxed);
+            e.name_len.store(name.len() as u32, Relaxed);
+            e.kind.store(kind as u32, Relaxed);
+            h.key_count.store(key as u32 + 1, Release);
+            let table = self.table();
+            let mask = table.len() - 1;
+            let mut i = hash as usize & mask;
+            // table_cap >= 2 * max_keys, so an empty entry exists.
+            while table[i].load(Relaxed) != 0 {
+                i = (i + 1) & mask;
+            }
+            table[i].store(key as u32 + 1, Release);
+            Some(key)
+        })
+    }
+
+    /// Published keys, in registration order.
+    pub fn keys(&self) -> impl Iterator<Item = (usize, Kind, &[u8])> + '_ {
+        let n = self.header().key_count.load(Acquire) as usize;
+        (0..n).filter_map(move |key| {
+            let e = self.key_entry(key);
+            let kind = Kind::from_u32(e.kind.load(Relaxed))?;
+            // SAFETY: entries below the Acquire-loaded key_count are complete.
+            let name = unsafe {
+                self.arena_bytes(
+                    e.name_off.load(Relaxed) as usize,
+                    e.name_len.load(Relaxed) as usize,
+                )
+            };
+            Some((key, kind, name))
+        })
+    }
+}

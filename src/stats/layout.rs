@@ -1,0 +1,214 @@
+//! The shared-memory layout: what lives where in the zone, and how big it is.
+//!
+//! Everything is addressed by byte offset from the region's base, so the same code runs on a
+//! nginx shared-memory zone (mapped at one address in every worker) and on an ordinary heap
+//! buffer in the tests and benches. The region is carved up once, at zone creation:
+//!
+//! ```text
+//! Header | ShardHead x SHARDS | chunk tables (SHARDS x max_chunks x u32)
+//!        | KeyEntry x max_keys | hash index (table_cap x u32) | arena (names, slot chunks)
+//! ```
+//!
+//! A *slot* is the counter block of one key in one shard; slots come in chunks of
+//! `SLOTS_PER_CHUNK`, allocated from the arena the first time a shard writes a key of that chunk.
+use core::mem::{align_of, size_of};
+use core::sync::atomic::{AtomicI32, AtomicU32, AtomicU64};
+
+use static_assertions::{const_assert, const_assert_eq};
+
+use super::sample::STATUS_CLASSES;
+
+pub const CACHE_LINE: usize = 64;
+/// Shards written by one owner each (plain load + store).
+pub const OWNED_SHARDS: usize = 64;
+/// The extra shard for workers that found no free owned shard: written with atomic adds.
+pub const SHARED_SHARD: usize = OWNED_SHARDS;
+pub const SHARDS: usize = OWNED_SHARDS + 1;
+pub const SLOTS_PER_CHUNK: usize = 16;
+/// Zone bytes budgeted per directory entry: `max_keys = size / BYTES_PER_KEY`.
+pub const BYTES_PER_KEY: usize = 512;
+/// Histogram buckets a slot can hold (the `+Inf` bucket is implicit).
+pub const MAX_BUCKETS: usize = 64;
+pub const MAGIC: u64 = u64::from_le_bytes(*b"ngxvts01");
+
+/// Slot words (u64 counters) before the histogram buckets.
+pub mod word {
+    pub const REQUESTS: usize = 0;
+    pub const BYTES_IN: usize = 1;
+    pub const BYTES_OUT: usize = 2;
+    /// `STATUS_CLASSES` words: 1xx, 2xx, 3xx, 4xx, 5xx, other.
+    pub const STATUS: usize = 3;
+    pub const TIME_SUM: usize = STATUS + super::STATUS_CLASSES;
+    pub const TIME_MIN: usize = TIME_SUM + 1;
+    pub const TIME_MAX: usize = TIME_SUM + 2;
+    pub const UPSTREAM_SUM: usize = TIME_SUM + 3;
+    pub const UPSTREAM_COUNT: usize = TIME_SUM + 4;
+    /// First histogram bucket (non-cumulative counts, one per configured bound).
+    pub const BUCKETS: usize = TIME_SUM + 5;
+}
+const_assert_eq!(word::BUCKETS, 14);
+const_assert!(STATUS_CLASSES == 6);
+
+/// Zone header: the first cache line of the region.
+#[repr(C, align(64))]
+pub struct Header {
+    pub magic: AtomicU64,
+    /// Hash of the geometry and bucket count: a zone is reused only by a configuration that
+    /// lays it out the same way.
+    pub signature: AtomicU64,
+    /// Next free arena byte (offset from base). Changed only under the registration lock.
+    pub bump: AtomicU64,
+    /// Published directory entries; entries `< key_count` are complete.
+    pub key_count: AtomicU32,
+    /// One-shot warnings already logged (see `flag`).
+    pub flags: AtomicU32,
+    /// Seed of the key hash, chosen at creation so that names cannot be picked to collide.
+    pub seed: AtomicU64,
+    /// Unix time the zone was created: counters start from zero then.
+    pub created: AtomicU64,
+    /// Configuration loads that attached to this zone (1 = the first).
+    pub generation: AtomicU64,
+}
+const_assert_eq!(size_of::<Header>(), CACHE_LINE);
+const_assert_eq!(align_of::<Header>(), CACHE_LINE);
+
+pub mod flag {
+    pub const KEYS_FULL: u32 = 1;
+    pub const ARENA_FULL: u32 = 2;
+    pub const SHARED_SHARD: u32 = 4;
+}
+
+/// Who writes a shard: a pid, or 0 when free. One cache line each so that claims never share
+/// a line with another shard's.
+#[repr(C, align(64))]
+pub struct ShardHead {
+    pub owner: AtomicI32,
+    _pad: u32,
+    /// Times the shard was claimed (diagnostics: a restart or a reload shows here).
+    pub claims: AtomicU64,
+}
+const_assert_eq!(size_of::<ShardHead>(), CACHE_LINE);
+
+/// A directory entry. Written once under the registration lock, before it is published.
+#[repr(C)]
+pub struct KeyEntry {
+    pub hash: AtomicU64,
+    pub name_off: AtomicU32,
+    pub name_len: AtomicU32,
+    pub kind: AtomicU32,
+    _pad: AtomicU32,
+}
+const_assert_eq!(size_of::<KeyEntry>(), 24);
+
+/// Where everything is, for a region of `len` bytes and `nbuckets` histogram buckets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Geometry {
+    pub len: usize,
+    pub nbuckets: usize,
+    pub max_keys: usize,
+    pub max_chunks: usize,
+    pub table_cap: usize,
+    pub slot_bytes: usize,
+    pub chunk_bytes: usize,
+    pub off_shards: usize,
+    pub off_chunks: usize,
+    pub off_keys: usize,
+    pub off_table: usize,
+    pub off_arena: usize,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GeometryError {
+    /// The fixed tables and the first chunk do not fit; `needed` is the smallest region that does.
+    TooSmall {
+        needed: usize,
+    },
+    TooLarge,
+    TooManyBuckets,
+}
+
+const fn align_up(v: usize, a: usize) -> usize {
+    (v + a - 1) & !(a - 1)
+}
+
+/// Bytes one slot takes with `nbuckets` buckets, rounded to whole cache lines so that no two
+/// keys share a line.
+pub const fn slot_bytes(nbuckets: usize) -> usize {
+    align_up((word::BUCKETS + nbuckets) * 8, CACHE_LINE)
+}
+// The default Prometheus buckets (11) and a 16-bucket configuration both fit in 256 bytes.
+const_assert_eq!(slot_bytes(11), 256);
+const_assert_eq!(slot_bytes(16), 256);
+
+/// Arena bytes a key's name takes (8-byte aligned).
+pub const fn name_bytes(len: usize) -> usize {
+    align_up(len, 8)
+}
+
+impl Geometry {
+    pub fn new(len: usize, nbuckets: usize) -> Result<Geometry, GeometryError> {
+        if nbuckets > MAX_BUCKETS {
+            return Err(GeometryError::TooManyBuckets);
+        }
+        if len > u32::MAX as usize {
+            return Err(GeometryError::TooLarge);
+        }
+        let max_keys = (len / BYTES_PER_KEY).max(SLOTS_PER_CHUNK);
+        let max_chunks = max_keys.div_ceil(SLOTS_PER_CHUNK);
+        let table_cap = (max_keys * 2).next_power_of_two();
+        let slot_bytes = slot_bytes(nbuckets);
+        let chunk_bytes = slot_bytes * SLOTS_PER_CHUNK;
+        let off_shards = size_of::<Header>();
+        let off_chunks = off_shards + SHARDS * size_of::<ShardHead>();
+        let off_keys = align_up(off_chunks + SHARDS * max_chunks * 4, 8);
+        let off_table = off_keys + max_keys * size_of::<KeyEntry>();
+        let off_arena = align_up(off_table + table_cap * 4, CACHE_LINE);
+        let g = Geometry {
+            len,
+            nbuckets,
+            max_keys,
+            max_chunks,
+            table_cap,
+            slot_bytes,
+            chunk_bytes,
+            off_shards,
+            off_chunks,
+            off_keys,
+            off_table,
+            off_arena,
+        };
+        // The shared shard's first chunk (which holds the overflow keys) and their names are
+        // allocated at creation: a zone must at least hold those, plus one chunk per owner.
+        let needed = off_arena + 2 * chunk_bytes + 64;
+        if len < needed {
+            return Err(GeometryError::TooSmall { needed });
+        }
+        Ok(g)
+    }
+
+    /// A number that changes whenever the layout does.
+    pub fn signature(&self) -> u64 {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for v in [
+            self.len,
+            self.nbuckets,
+            self.max_keys,
+            self.table_cap,
+            self.slot_bytes,
+            OWNED_SHARDS,
+            SLOTS_PER_CHUNK,
+            word::BUCKETS,
+        ] {
+            h = (h ^ v as u64).wrapping_mul(0x0100_0000_01b3);
+        }
+        h
+    }
+
+    pub fn slot_words(&self) -> usize {
+        word::BUCKETS + self.nbuckets
+    }
+}
+
+// Offsets are u32 in the tables; the shard and key arrays must keep their atomics aligned.
+const_assert!(align_of::<AtomicU64>() <= 8);
+const_assert!(align_of::<AtomicU32>() <= 4);

@@ -1,0 +1,19 @@
+//! The counting core: plain Rust, no nginx symbol, so that the model tests and the benches link.
+//!
+//! - [`layout`]: where everything is in the zone, and the sizes pinned by static assertions;
+//! - [`zone`]: creating, reattaching and reading the zone's tables;
+//! - [`directory`]: the lock-free key directory;
+//! - [`shard`]: shard ownership and the request path's write;
+//! - [`merge`]: the scrape-time sum of all shards.
+pub mod directory;
+pub mod layout;
+pub mod merge;
+pub mod sample;
+pub mod shard;
+pub mod zone;
+
+pub use directory::{split_upstream_key, upstream_key, Kind, OVERFLOW_SERVER, OVERFLOW_UPSTREAM};
+pub use merge::{Counters, Entry, Snapshot};
+pub use sample::{status_class, Sample, STATUS_LABELS};
+pub use shard::{Claim, Recorded, ShardWriter};
+pub use zone::{AttachError, HeapRegion, Zone, ZoneLock};
