@@ -88,6 +88,9 @@ unsafe fn record(r: *mut ngx_http_request_t) {
     };
     let key = unsafe { resolve(w, cscf, scf) };
     let sample = unsafe { sample(r) };
+    if w.upstream_stats && !r.upstream_states.is_null() {
+        unsafe { super::upstream::record(w, r, sample.time_ms) };
+    }
     if w.writer
         .record(&w.lock, key, OVERFLOW_SERVER, false, &sample, &w.bounds_us)
         == Recorded::Overflow
@@ -119,4 +122,3 @@ unsafe fn sample(r: &ngx_http_request_t) -> Sample {
         upstream_ms: None,
     }
 }
-

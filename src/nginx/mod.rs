@@ -11,6 +11,7 @@ use ngx::http::{
 pub mod conf;
 pub mod log_phase;
 pub mod status;
+pub mod upstream;
 pub mod zone;
 
 use conf::{LocConf, MainConf, SrvConf, ZoneConf};

@@ -59,6 +59,7 @@ unsafe fn serve(r: *mut ngx_http_request_t) -> ngx_int_t {
         let mut body = Vec::new();
         if let Some(w) = worker() {
             let snap = w.zone.snapshot();
+            let peers = w.upstream_stats.then(super::upstream::peer_states);
             let mcf = super::Module::main_conf_of(rr);
             let info = Info {
                 hostname: hostname(),
@@ -66,6 +67,7 @@ unsafe fn serve(r: *mut ngx_http_request_t) -> ngx_int_t {
                 nginx_version: NGINX_VERSION.to_str().unwrap_or(""),
                 shm_name: mcf.map_or(&b""[..], |m| m.zone_name()),
                 connections: connections(),
+                peers: peers.as_deref(),
             };
             prometheus::render(&snap, &info, &mut body);
         } else {

@@ -145,6 +145,8 @@ pub struct Worker {
     /// Histogram upper bounds, microseconds.
     pub bounds_us: arrayvec::ArrayVec<u64, { crate::stats::layout::MAX_BUCKETS }>,
     pub log: *mut ngx_log_t,
+    /// Upstream peers' slots in this worker.
+    pub peers: super::upstream::PeerCache,
 }
 
 struct WorkerCell(UnsafeCell<Option<Worker>>);
@@ -206,8 +208,14 @@ pub unsafe extern "C" fn init_process(cycle: *mut ngx_cycle_t) -> ngx_int_t {
             upstream_stats: mcf.upstream_stats != 0,
             bounds_us: mcf.buckets().iter().copied().collect(),
             log: (*cycle).log,
+            peers: Default::default(),
         });
         super::log_phase::resolve_servers(cycle);
+        if let Some(w) = worker() {
+            if w.upstream_stats {
+                super::upstream::register_peers(w, cycle);
+            }
+        }
         NGX_OK as ngx_int_t
     }
 }

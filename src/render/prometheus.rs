@@ -5,7 +5,9 @@
 use std::io::Write;
 
 use super::escape::label_value;
-use crate::stats::{Counters, Entry, Kind, Snapshot, STATUS_LABELS};
+use std::collections::BTreeMap;
+
+use crate::stats::{split_upstream_key, Counters, Entry, Kind, Snapshot, STATUS_LABELS};
 
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
@@ -30,6 +32,24 @@ pub struct Info<'a> {
     /// The `vts_zone` name.
     pub shm_name: &'a [u8],
     pub connections: Option<Connections>,
+    /// nginx's live view of every upstream peer; `None` when `vts_upstream_stats` is off (no
+    /// upstream family is written then).
+    pub peers: Option<&'a [PeerState]>,
+}
+
+/// One upstream peer as nginx sees it now.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PeerState {
+    /// The `upstream` block's name, or `::nogroups` for a proxy_pass without one.
+    pub group: Vec<u8>,
+    /// The peer's address as nginx names it (`10.0.0.1:8080`, `unix:/path`, `[::1]:80`).
+    pub server: Vec<u8>,
+    /// Neither marked `down` nor failed `max_fails` times within `fail_timeout`.
+    pub up: bool,
+    pub weight: u64,
+    pub max_fails: u64,
+    pub fail_timeout_s: u64,
+    pub backup: bool,
 }
 
 /// The label names and values of one series, values as raw bytes (escaped on output).
@@ -207,16 +227,7 @@ pub fn render(snapshot: &Snapshot, info: &Info, out: &mut Vec<u8>) {
         "Total responses by status code",
     );
     for (z, c) in &zones {
-        for (i, label) in STATUS_LABELS.iter().enumerate() {
-            // "other" (a status outside 100..599) only once it happened.
-            if i < 5 || c.status[i] > 0 {
-                w.sample(
-                    "nginx_vts_server_responses_total",
-                    &[("zone", z), ("status", label.as_bytes())],
-                    Value::Int(c.status[i]),
-                );
-            }
-        }
+        status_samples(&mut w, "nginx_vts_server_responses_total", &[("zone", z)], c);
     }
     w.family(
         "nginx_vts_server_request_seconds",
@@ -244,5 +255,177 @@ pub fn render(snapshot: &Snapshot, info: &Info, out: &mut Vec<u8>) {
             &[("zone", z), ("type", b"max")],
             ms_to_s(c.time_max_ms),
         );
+    }
+
+    if let Some(peers) = info.peers {
+        render_upstreams(&mut w, snapshot, peers);
+    }
+}
+
+/// The five status classes, and "other" (a status outside 100..599) once it happened.
+fn status_samples(w: &mut Writer, name: &str, labels: Labels, c: &Counters) {
+    for (i, label) in STATUS_LABELS.iter().enumerate() {
+        if i < 5 || c.status[i] > 0 {
+            let mut l: Vec<(&str, &[u8])> = labels.to_vec();
+            l.push(("status", label.as_bytes()));
+            w.sample(name, &l, Value::Int(c.status[i]));
+        }
+    }
+}
+
+/// One row of the upstream families: counters from the zone, state from nginx, either may be
+/// missing (a configured peer with no traffic yet; a peer that had traffic and is gone).
+struct PeerRow<'a> {
+    counters: Option<&'a Counters>,
+    state: Option<&'a PeerState>,
+}
+
+fn peer_rows<'a>(
+    snapshot: &'a Snapshot,
+    peers: &'a [PeerState],
+) -> BTreeMap<(&'a [u8], &'a [u8]), PeerRow<'a>> {
+    let mut rows: BTreeMap<(&[u8], &[u8]), PeerRow> = BTreeMap::new();
+    for p in peers {
+        rows.entry((&p.group, &p.server))
+            .or_insert(PeerRow {
+                counters: None,
+                state: None,
+            })
+            .state = Some(p);
+    }
+    for e in &snapshot.entries {
+        let key: (&[u8], &[u8]) = match e.kind {
+            Kind::UpstreamPeer => match split_upstream_key(&e.name) {
+                Some(k) => k,
+                None => continue,
+            },
+            Kind::Overflow if e.name == b"upstream" && e.counters.requests > 0 => {
+                (b"::overflow", b"::overflow")
+            }
+            _ => continue,
+        };
+        rows.entry(key)
+            .or_insert(PeerRow {
+                counters: None,
+                state: None,
+            })
+            .counters = Some(&e.counters);
+    }
+    rows
+}
+
+fn render_upstreams(w: &mut Writer, snapshot: &Snapshot, peers: &[PeerState]) {
+    let rows = peer_rows(snapshot, peers);
+    let zero = Counters::default();
+    let with_counters = || {
+        rows.iter()
+            .map(|(&(g, s), r)| (g, s, r.counters.unwrap_or(&zero)))
+    };
+
+    w.family(
+        "nginx_vts_upstream_requests_total",
+        "counter",
+        "Total upstream requests",
+    );
+    for (g, s, c) in with_counters() {
+        w.sample(
+            "nginx_vts_upstream_requests_total",
+            &[("upstream", g), ("server", s)],
+            Value::Int(c.requests),
+        );
+    }
+    w.family(
+        "nginx_vts_upstream_bytes_total",
+        "counter",
+        "Total bytes transferred to/from upstream",
+    );
+    for (g, s, c) in with_counters() {
+        let l = |d: &'static [u8]| [("upstream", g), ("server", s), ("direction", d)];
+        w.sample(
+            "nginx_vts_upstream_bytes_total",
+            &l(b"in"),
+            Value::Int(c.bytes_in),
+        );
+        w.sample(
+            "nginx_vts_upstream_bytes_total",
+            &l(b"out"),
+            Value::Int(c.bytes_out),
+        );
+    }
+    w.family(
+        "nginx_vts_upstream_responses_total",
+        "counter",
+        "Upstream responses by status code",
+    );
+    for (g, s, c) in with_counters() {
+        status_samples(
+            w,
+            "nginx_vts_upstream_responses_total",
+            &[("upstream", g), ("server", s)],
+            c,
+        );
+    }
+    w.family(
+        "nginx_vts_upstream_response_seconds",
+        "gauge",
+        "Upstream response time statistics",
+    );
+    for (g, s, c) in with_counters() {
+        let avg = |sum: u64, n: u64| {
+            if n == 0 {
+                0.0
+            } else {
+                sum as f64 / n as f64 / 1000.0
+            }
+        };
+        let l = |t: &'static [u8]| [("upstream", g), ("server", s), ("type", t)];
+        w.sample(
+            "nginx_vts_upstream_response_seconds",
+            &l(b"request_avg"),
+            Value::Float(avg(c.time_sum_ms, c.requests)),
+        );
+        w.sample(
+            "nginx_vts_upstream_response_seconds",
+            &l(b"upstream_avg"),
+            Value::Float(avg(c.upstream_sum_ms, c.upstream_count)),
+        );
+    }
+
+    let states = || {
+        rows.iter()
+            .filter_map(|(&(g, s), r)| r.state.map(|st| (g, s, st)))
+    };
+    let gauges: [(&str, &str, fn(&PeerState) -> u64); 5] = [
+        (
+            "nginx_vts_upstream_server_up",
+            "Upstream server status (1=up, 0=down)",
+            |p| p.up as u64,
+        ),
+        (
+            "nginx_vts_upstream_server_weight",
+            "Upstream server weight",
+            |p| p.weight,
+        ),
+        (
+            "nginx_vts_upstream_server_max_fails",
+            "Upstream server max_fails",
+            |p| p.max_fails,
+        ),
+        (
+            "nginx_vts_upstream_server_fail_timeout_seconds",
+            "Upstream server fail_timeout",
+            |p| p.fail_timeout_s,
+        ),
+        (
+            "nginx_vts_upstream_server_backup",
+            "Upstream server is a backup (1) or primary (0)",
+            |p| p.backup as u64,
+        ),
+    ];
+    for (name, help, get) in gauges {
+        w.family(name, "gauge", help);
+        for (g, s, st) in states() {
+            w.sample(name, &[("upstream", g), ("server", s)], Value::Int(get(st)));
+        }
     }
 }

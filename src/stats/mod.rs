@@ -5,6 +5,7 @@
 //! - [`directory`]: the lock-free key directory;
 //! - [`shard`]: shard ownership and the request path's write;
 //! - [`merge`]: the scrape-time sum of all shards.
+pub mod capacity;
 pub mod directory;
 pub mod layout;
 pub mod merge;
