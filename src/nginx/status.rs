@@ -45,6 +45,24 @@ fn hostname() -> &'static [u8] {
     unsafe { (*ngx_cycle).hostname.as_bytes() }
 }
 
+/// The request's `Accept` header, if any.
+fn accept(r: &ngx_http_request_t) -> &[u8] {
+    // SAFETY: the headers list belongs to the request and holds ngx_table_elt_t.
+    unsafe {
+        let mut part: *const ngx_list_part_t = &r.headers_in.headers.part;
+        while let Some(p) = part.as_ref() {
+            let elts = core::slice::from_raw_parts(p.elts as *const ngx_table_elt_t, p.nelts);
+            for h in elts {
+                if h.key.as_bytes().eq_ignore_ascii_case(b"accept") {
+                    return h.value.as_bytes();
+                }
+            }
+            part = p.next;
+        }
+    }
+    b""
+}
+
 unsafe fn serve(r: *mut ngx_http_request_t) -> ngx_int_t {
     // SAFETY: r is the request nginx passes to the content handler.
     unsafe {
@@ -56,6 +74,7 @@ unsafe fn serve(r: *mut ngx_http_request_t) -> ngx_int_t {
         if rc != NGX_OK as ngx_int_t {
             return rc;
         }
+        let format = prometheus::negotiate(accept(rr));
         let mut body = Vec::new();
         if let Some(w) = worker() {
             let snap = w.zone.snapshot();
@@ -68,15 +87,16 @@ unsafe fn serve(r: *mut ngx_http_request_t) -> ngx_int_t {
                 shm_name: mcf.map_or(&b""[..], |m| m.zone_name()),
                 connections: connections(),
                 peers: peers.as_deref(),
+                buckets: mcf.map_or(&[][..], |m| m.bucket_seconds()),
             };
-            prometheus::render(&snap, &info, &mut body);
+            prometheus::render(&snap, &info, format, &mut body);
         } else {
             return NGX_HTTP_SERVICE_UNAVAILABLE as ngx_int_t;
         }
 
         rr.headers_out.status = NGX_HTTP_OK as ngx_uint_t;
         rr.headers_out.content_length_n = body.len() as off_t;
-        let ct = prometheus::CONTENT_TYPE;
+        let ct = format.content_type();
         rr.headers_out.content_type.len = ct.len();
         rr.headers_out.content_type.data = ct.as_ptr() as *mut u8;
         rr.headers_out.content_type_len = ct.len();

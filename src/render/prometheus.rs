@@ -1,15 +1,58 @@
-//! The Prometheus text exposition format (0.0.4).
+//! The Prometheus exposition: text format 0.0.4, and OpenMetrics 1.0 for scrapers that ask.
 //!
 //! Families come in a fixed order, each with its HELP and TYPE once, before its samples; series
-//! within a family are sorted by their labels, so two scrapes diff cleanly.
+//! within a family are sorted by their labels, so two scrapes diff cleanly. Label values are
+//! escaped in one place ([`super::escape`]).
+use std::collections::BTreeMap;
 use std::io::Write;
 
 use super::escape::label_value;
-use std::collections::BTreeMap;
-
 use crate::stats::{split_upstream_key, Counters, Entry, Kind, Snapshot, STATUS_LABELS};
 
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+pub const OPENMETRICS_CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// Prometheus text 0.0.4.
+    Text,
+    /// OpenMetrics 1.0: counter families named without `_total`, `# EOF` at the end.
+    OpenMetrics,
+}
+
+impl Format {
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::Text => CONTENT_TYPE,
+            Format::OpenMetrics => OPENMETRICS_CONTENT_TYPE,
+        }
+    }
+}
+
+/// Picks the format from an `Accept` header: OpenMetrics when it is acceptable and not less
+/// preferred than the text format (Prometheus lists both, with q-values).
+pub fn negotiate(accept: &[u8]) -> Format {
+    let accept = String::from_utf8_lossy(accept).to_ascii_lowercase();
+    let (mut om, mut text) = (0.0f32, 0.0f32);
+    for range in accept.split(',') {
+        let mut parts = range.split(';').map(str::trim);
+        let media = parts.next().unwrap_or("");
+        let q = parts
+            .filter_map(|p| p.strip_prefix("q="))
+            .find_map(|v| v.parse::<f32>().ok())
+            .unwrap_or(1.0);
+        match media {
+            "application/openmetrics-text" => om = om.max(q),
+            "text/plain" => text = text.max(q),
+            _ => {}
+        }
+    }
+    if om > 0.0 && om >= text {
+        Format::OpenMetrics
+    } else {
+        Format::Text
+    }
+}
 
 /// nginx's own connection counters (present when nginx has stub_status).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -35,6 +78,8 @@ pub struct Info<'a> {
     /// nginx's live view of every upstream peer; `None` when `vts_upstream_stats` is off (no
     /// upstream family is written then).
     pub peers: Option<&'a [PeerState]>,
+    /// Histogram upper bounds in seconds, ascending (the `+Inf` bucket is implicit).
+    pub buckets: &'a [f64],
 }
 
 /// One upstream peer as nginx sees it now.
@@ -55,12 +100,36 @@ pub struct PeerState {
 /// The label names and values of one series, values as raw bytes (escaped on output).
 type Labels<'a> = &'a [(&'a str, &'a [u8])];
 
+#[derive(Clone, Copy)]
+enum Value {
+    Int(u64),
+    Float(f64),
+}
+
+fn ms_to_s(ms: u64) -> Value {
+    Value::Float(ms as f64 / 1000.0)
+}
+
+fn avg_s(sum_ms: u64, n: u64) -> Value {
+    Value::Float(if n == 0 {
+        0.0
+    } else {
+        sum_ms as f64 / n as f64 / 1000.0
+    })
+}
+
 struct Writer<'o> {
     out: &'o mut Vec<u8>,
+    format: Format,
 }
 
 impl Writer<'_> {
     fn family(&mut self, name: &str, kind: &str, help: &str) {
+        // OpenMetrics names a counter family without the `_total` its samples carry.
+        let name = match (self.format, kind) {
+            (Format::OpenMetrics, "counter") => name.strip_suffix("_total").unwrap_or(name),
+            _ => name,
+        };
         let _ = writeln!(self.out, "# HELP {name} {help}\n# TYPE {name} {kind}");
     }
 
@@ -81,19 +150,54 @@ impl Writer<'_> {
         }
         let _ = match value {
             Value::Int(v) => writeln!(self.out, " {v}"),
-            Value::Float(v) => writeln!(self.out, " {v}"),
+            Value::Float(v) => writeln!(self.out, " {v:?}"),
         };
     }
-}
 
-#[derive(Clone, Copy)]
-enum Value {
-    Int(u64),
-    Float(f64),
-}
+    /// The five status classes, and "other" (a status outside 100..599) once it happened.
+    fn statuses(&mut self, name: &str, labels: Labels, c: &Counters) {
+        for (i, label) in STATUS_LABELS.iter().enumerate() {
+            if i < 5 || c.status[i] > 0 {
+                let mut l = labels.to_vec();
+                l.push(("status", label.as_bytes()));
+                self.sample(name, &l, Value::Int(c.status[i]));
+            }
+        }
+    }
 
-fn ms_to_s(ms: u64) -> Value {
-    Value::Float(ms as f64 / 1000.0)
+    /// One histogram series: cumulative buckets, `+Inf` equal to `count`, `_sum`, `_count`.
+    fn histogram(
+        &mut self,
+        name: &str,
+        labels: Labels,
+        bounds: &[f64],
+        per_bucket: &[u64],
+        sum_ms: u64,
+        count: u64,
+    ) {
+        let (bucket, sum, cnt) = (
+            format!("{name}_bucket"),
+            format!("{name}_sum"),
+            format!("{name}_count"),
+        );
+        let mut cumulative = 0u64;
+        for (i, b) in bounds.iter().enumerate() {
+            cumulative += per_bucket.get(i).copied().unwrap_or(0);
+            // A scrape reads the count before the buckets, so a request being recorded right
+            // now may show in a bucket and not yet in the count: clamp to keep the series
+            // consistent (and still monotonic between scrapes).
+            let le = format!("{b:?}");
+            let mut l = labels.to_vec();
+            l.push(("le", le.as_bytes()));
+            self.sample(&bucket, &l, Value::Int(cumulative.min(count)));
+        }
+        let mut l = labels.to_vec();
+        l.push(("le", b"+Inf"));
+        self.sample(&bucket, &l, Value::Int(count));
+        l.pop();
+        self.sample(&sum, &l, ms_to_s(sum_ms));
+        self.sample(&cnt, &l, Value::Int(count));
+    }
 }
 
 /// Entries of a kind, sorted by name (the order of the output).
@@ -103,25 +207,29 @@ fn sorted(snapshot: &Snapshot, kind: Kind) -> Vec<&Entry> {
     v
 }
 
+fn overflow<'s>(snapshot: &'s Snapshot, of: &[u8]) -> Option<&'s Counters> {
+    snapshot
+        .entries
+        .iter()
+        .find(|e| e.kind == Kind::Overflow && e.name == of && e.counters.requests > 0)
+        .map(|e| &e.counters)
+}
+
 /// Server zones to show: every configured zone, and the overflow entry once it holds something.
 fn server_zones(snapshot: &Snapshot) -> Vec<(&[u8], &Counters)> {
     let mut v: Vec<(&[u8], &Counters)> = sorted(snapshot, Kind::Server)
         .into_iter()
         .map(|e| (e.name.as_slice(), &e.counters))
         .collect();
-    if let Some(o) = snapshot
-        .entries
-        .iter()
-        .find(|e| e.kind == Kind::Overflow && e.name == b"server" && e.counters.requests > 0)
-    {
-        v.push((b"::overflow", &o.counters));
+    if let Some(o) = overflow(snapshot, b"server") {
+        v.push((b"::overflow", o));
     }
     v
 }
 
 /// Renders the whole scrape.
-pub fn render(snapshot: &Snapshot, info: &Info, out: &mut Vec<u8>) {
-    let mut w = Writer { out };
+pub fn render(snapshot: &Snapshot, info: &Info, format: Format, out: &mut Vec<u8>) {
+    let mut w = Writer { out, format };
 
     w.family("nginx_vts_info", "gauge", "Nginx VTS module information");
     w.sample(
@@ -133,7 +241,6 @@ pub fn render(snapshot: &Snapshot, info: &Info, out: &mut Vec<u8>) {
         ],
         Value::Int(1),
     );
-
     w.family(
         "nginx_vts_start_time_seconds",
         "gauge",
@@ -159,11 +266,20 @@ pub fn render(snapshot: &Snapshot, info: &Info, out: &mut Vec<u8>) {
                 Value::Int(v),
             );
         }
-        w.family(
-            "nginx_vts_connections_total",
-            "counter",
-            "Total nginx connections",
-        );
+        // OpenMetrics would name this counter family `nginx_vts_connections`, the gauge's name:
+        // there it is exposed as `unknown` under its full name instead.
+        match format {
+            Format::Text => w.family(
+                "nginx_vts_connections_total",
+                "counter",
+                "Total nginx connections",
+            ),
+            Format::OpenMetrics => w.family(
+                "nginx_vts_connections_total",
+                "unknown",
+                "Total nginx connections",
+            ),
+        }
         for (state, v) in [("accepted", c.accepted), ("handled", c.handled)] {
             w.sample(
                 "nginx_vts_connections_total",
@@ -186,6 +302,18 @@ pub fn render(snapshot: &Snapshot, info: &Info, out: &mut Vec<u8>) {
     ] {
         w.sample(
             "nginx_vts_shm_bytes",
+            &[("shm", info.shm_name), ("state", state.as_bytes())],
+            Value::Int(v as u64),
+        );
+    }
+    w.family(
+        "nginx_vts_shm_keys",
+        "gauge",
+        "Keys in the statistics zone's directory, and its capacity",
+    );
+    for (state, v) in [("used", snapshot.entries.len()), ("max", snapshot.max_keys)] {
+        w.sample(
+            "nginx_vts_shm_keys",
             &[("shm", info.shm_name), ("state", state.as_bytes())],
             Value::Int(v as u64),
         );
@@ -227,7 +355,7 @@ pub fn render(snapshot: &Snapshot, info: &Info, out: &mut Vec<u8>) {
         "Total responses by status code",
     );
     for (z, c) in &zones {
-        status_samples(&mut w, "nginx_vts_server_responses_total", &[("zone", z)], c);
+        w.statuses("nginx_vts_server_responses_total", &[("zone", z)], c);
     }
     w.family(
         "nginx_vts_server_request_seconds",
@@ -235,46 +363,43 @@ pub fn render(snapshot: &Snapshot, info: &Info, out: &mut Vec<u8>) {
         "Request processing time",
     );
     for (z, c) in &zones {
-        let avg = if c.requests == 0 {
-            0.0
-        } else {
-            c.time_sum_ms as f64 / c.requests as f64 / 1000.0
-        };
+        let name = "nginx_vts_server_request_seconds";
         w.sample(
-            "nginx_vts_server_request_seconds",
+            name,
             &[("zone", z), ("type", b"avg")],
-            Value::Float(avg),
+            avg_s(c.time_sum_ms, c.requests),
         );
         w.sample(
-            "nginx_vts_server_request_seconds",
+            name,
             &[("zone", z), ("type", b"min")],
             ms_to_s(c.time_min_ms.unwrap_or(0)),
         );
-        w.sample(
-            "nginx_vts_server_request_seconds",
-            &[("zone", z), ("type", b"max")],
-            ms_to_s(c.time_max_ms),
+        w.sample(name, &[("zone", z), ("type", b"max")], ms_to_s(c.time_max_ms));
+    }
+    let name = "nginx_vts_server_request_duration_seconds";
+    w.family(name, "histogram", "Request processing time histogram");
+    for (z, c) in &zones {
+        w.histogram(
+            name,
+            &[("zone", z)],
+            info.buckets,
+            &c.buckets,
+            c.time_sum_ms,
+            c.requests,
         );
     }
 
     if let Some(peers) = info.peers {
-        render_upstreams(&mut w, snapshot, peers);
+        render_upstreams(&mut w, snapshot, peers, info.buckets);
     }
-}
-
-/// The five status classes, and "other" (a status outside 100..599) once it happened.
-fn status_samples(w: &mut Writer, name: &str, labels: Labels, c: &Counters) {
-    for (i, label) in STATUS_LABELS.iter().enumerate() {
-        if i < 5 || c.status[i] > 0 {
-            let mut l: Vec<(&str, &[u8])> = labels.to_vec();
-            l.push(("status", label.as_bytes()));
-            w.sample(name, &l, Value::Int(c.status[i]));
-        }
+    if format == Format::OpenMetrics {
+        w.out.extend_from_slice(b"# EOF\n");
     }
 }
 
 /// One row of the upstream families: counters from the zone, state from nginx, either may be
 /// missing (a configured peer with no traffic yet; a peer that had traffic and is gone).
+#[derive(Default)]
 struct PeerRow<'a> {
     counters: Option<&'a Counters>,
     state: Option<&'a PeerState>,
@@ -286,37 +411,52 @@ fn peer_rows<'a>(
 ) -> BTreeMap<(&'a [u8], &'a [u8]), PeerRow<'a>> {
     let mut rows: BTreeMap<(&[u8], &[u8]), PeerRow> = BTreeMap::new();
     for p in peers {
-        rows.entry((&p.group, &p.server))
-            .or_insert(PeerRow {
-                counters: None,
-                state: None,
-            })
-            .state = Some(p);
+        rows.entry((&p.group, &p.server)).or_default().state = Some(p);
     }
-    for e in &snapshot.entries {
-        let key: (&[u8], &[u8]) = match e.kind {
-            Kind::UpstreamPeer => match split_upstream_key(&e.name) {
-                Some(k) => k,
-                None => continue,
-            },
-            Kind::Overflow if e.name == b"upstream" && e.counters.requests > 0 => {
-                (b"::overflow", b"::overflow")
-            }
-            _ => continue,
-        };
-        rows.entry(key)
-            .or_insert(PeerRow {
-                counters: None,
-                state: None,
-            })
-            .counters = Some(&e.counters);
+    for e in snapshot.entries.iter().filter(|e| e.kind == Kind::UpstreamPeer) {
+        if let Some(key) = split_upstream_key(&e.name) {
+            rows.entry(key).or_default().counters = Some(&e.counters);
+        }
+    }
+    if let Some(o) = overflow(snapshot, b"upstream") {
+        rows.entry((b"::overflow", b"::overflow")).or_default().counters = Some(o);
     }
     rows
 }
 
-fn render_upstreams(w: &mut Writer, snapshot: &Snapshot, peers: &[PeerState]) {
+type PeerGauge = (&'static str, &'static str, fn(&PeerState) -> u64);
+
+const PEER_GAUGES: [PeerGauge; 5] = [
+    (
+        "nginx_vts_upstream_server_up",
+        "Upstream server status (1=up, 0=down)",
+        |p| p.up as u64,
+    ),
+    (
+        "nginx_vts_upstream_server_weight",
+        "Upstream server weight",
+        |p| p.weight,
+    ),
+    (
+        "nginx_vts_upstream_server_max_fails",
+        "Upstream server max_fails",
+        |p| p.max_fails,
+    ),
+    (
+        "nginx_vts_upstream_server_fail_timeout_seconds",
+        "Upstream server fail_timeout",
+        |p| p.fail_timeout_s,
+    ),
+    (
+        "nginx_vts_upstream_server_backup",
+        "Upstream server is a backup (1) or a primary (0)",
+        |p| p.backup as u64,
+    ),
+];
+
+fn render_upstreams(w: &mut Writer, snapshot: &Snapshot, peers: &[PeerState], bounds: &[f64]) {
     let rows = peer_rows(snapshot, peers);
-    let zero = Counters::default();
+    let zero = Counters::new(bounds.len());
     let with_counters = || {
         rows.iter()
             .map(|(&(g, s), r)| (g, s, r.counters.unwrap_or(&zero)))
@@ -358,8 +498,7 @@ fn render_upstreams(w: &mut Writer, snapshot: &Snapshot, peers: &[PeerState]) {
         "Upstream responses by status code",
     );
     for (g, s, c) in with_counters() {
-        status_samples(
-            w,
+        w.statuses(
             "nginx_vts_upstream_responses_total",
             &[("upstream", g), ("server", s)],
             c,
@@ -371,61 +510,63 @@ fn render_upstreams(w: &mut Writer, snapshot: &Snapshot, peers: &[PeerState]) {
         "Upstream response time statistics",
     );
     for (g, s, c) in with_counters() {
-        let avg = |sum: u64, n: u64| {
-            if n == 0 {
-                0.0
-            } else {
-                sum as f64 / n as f64 / 1000.0
-            }
-        };
         let l = |t: &'static [u8]| [("upstream", g), ("server", s), ("type", t)];
         w.sample(
             "nginx_vts_upstream_response_seconds",
             &l(b"request_avg"),
-            Value::Float(avg(c.time_sum_ms, c.requests)),
+            avg_s(c.time_sum_ms, c.requests),
         );
         w.sample(
             "nginx_vts_upstream_response_seconds",
             &l(b"upstream_avg"),
-            Value::Float(avg(c.upstream_sum_ms, c.upstream_count)),
+            avg_s(c.upstream_sum_ms, c.upstream_count),
+        );
+    }
+    let name = "nginx_vts_upstream_response_duration_seconds";
+    w.family(name, "histogram", "Upstream response time histogram");
+    for (g, s, c) in with_counters() {
+        w.histogram(
+            name,
+            &[("upstream", g), ("server", s)],
+            bounds,
+            &c.buckets,
+            c.upstream_sum_ms,
+            c.upstream_count,
         );
     }
 
-    let states = || {
-        rows.iter()
-            .filter_map(|(&(g, s), r)| r.state.map(|st| (g, s, st)))
-    };
-    let gauges: [(&str, &str, fn(&PeerState) -> u64); 5] = [
-        (
-            "nginx_vts_upstream_server_up",
-            "Upstream server status (1=up, 0=down)",
-            |p| p.up as u64,
-        ),
-        (
-            "nginx_vts_upstream_server_weight",
-            "Upstream server weight",
-            |p| p.weight,
-        ),
-        (
-            "nginx_vts_upstream_server_max_fails",
-            "Upstream server max_fails",
-            |p| p.max_fails,
-        ),
-        (
-            "nginx_vts_upstream_server_fail_timeout_seconds",
-            "Upstream server fail_timeout",
-            |p| p.fail_timeout_s,
-        ),
-        (
-            "nginx_vts_upstream_server_backup",
-            "Upstream server is a backup (1) or primary (0)",
-            |p| p.backup as u64,
-        ),
-    ];
-    for (name, help, get) in gauges {
+    for (name, help, get) in PEER_GAUGES {
         w.family(name, "gauge", help);
-        for (g, s, st) in states() {
-            w.sample(name, &[("upstream", g), ("server", s)], Value::Int(get(st)));
+        for (&(g, s), r) in &rows {
+            if let Some(st) = r.state {
+                w.sample(name, &[("upstream", g), ("server", s)], Value::Int(get(st)));
+            }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn negotiation() {
+        assert_eq!(negotiate(b""), Format::Text);
+        assert_eq!(negotiate(b"*/*"), Format::Text);
+        assert_eq!(
+            negotiate(b"application/openmetrics-text; version=1.0.0"),
+            Format::OpenMetrics
+        );
+        assert_eq!(
+            negotiate(
+                b"application/openmetrics-text;version=1.0.0;q=0.5,text/plain;version=0.0.4;q=0.3,*/*;q=0.1"
+            ),
+            Format::OpenMetrics
+        );
+        assert_eq!(
+            negotiate(b"application/openmetrics-text;q=0.2,text/plain;q=0.9"),
+            Format::Text
+        );
+        assert_eq!(negotiate(b"application/openmetrics-text;q=0"), Format::Text);
     }
 }
