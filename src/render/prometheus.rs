@@ -182,14 +182,12 @@ impl Writer<'_> {
         );
         let mut cumulative = 0u64;
         for (i, b) in bounds.iter().enumerate() {
+            // The snapshot never has more in the buckets than in the count (see merge).
             cumulative += per_bucket.get(i).copied().unwrap_or(0);
-            // A scrape reads the count before the buckets, so a request being recorded right
-            // now may show in a bucket and not yet in the count: clamp to keep the series
-            // consistent (and still monotonic between scrapes).
             let le = format!("{b:?}");
             let mut l = labels.to_vec();
             l.push(("le", le.as_bytes()));
-            self.sample(&bucket, &l, Value::Int(cumulative.min(count)));
+            self.sample(&bucket, &l, Value::Int(cumulative));
         }
         let mut l = labels.to_vec();
         l.push(("le", b"+Inf"));

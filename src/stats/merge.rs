@@ -33,34 +33,30 @@ impl Counters {
     }
 
     fn add_slot(&mut self, slot: &[AtomicU64], shared: bool) {
-        // Acquire on the request count pairs with the writer's Release: the other fields are
-        // at least as new as the count read here.
-        let requests = slot[word::REQUESTS].load(Acquire);
-        if requests == 0 {
+        if slot[word::REQUESTS].load(Relaxed) == 0 {
             return;
         }
-        let w = |i: usize| slot[i].load(Relaxed);
-        self.requests += requests;
+        // The writer bumps the counts first and the other fields after (Release); read the
+        // fields first (Acquire) and the counts last, so the counts cover every sample any
+        // field read here includes (see shard::add_owned).
+        let w = |i: usize| slot[i].load(Acquire);
         self.bytes_in += w(word::BYTES_IN);
         self.bytes_out += w(word::BYTES_OUT);
         for (c, st) in self.status.iter_mut().enumerate() {
             *st += w(word::STATUS + c);
         }
         self.time_sum_ms += w(word::TIME_SUM);
-        let min = if shared {
-            w(word::TIME_MIN).checked_sub(1)
-        } else {
-            Some(w(word::TIME_MIN))
-        };
+        let min = if shared { w(word::TIME_MIN).checked_sub(1) } else { Some(w(word::TIME_MIN)) };
         if let Some(m) = min {
             self.time_min_ms = Some(self.time_min_ms.map_or(m, |cur| cur.min(m)));
         }
         self.time_max_ms = self.time_max_ms.max(w(word::TIME_MAX));
-        self.upstream_sum_ms += w(word::UPSTREAM_SUM);
-        self.upstream_count += w(word::UPSTREAM_COUNT);
         for (b, total) in self.buckets.iter_mut().enumerate() {
             *total += w(word::BUCKETS + b);
         }
+        self.upstream_sum_ms += w(word::UPSTREAM_SUM);
+        self.upstream_count += w(word::UPSTREAM_COUNT);
+        self.requests += w(word::REQUESTS);
     }
 }
 

@@ -132,29 +132,34 @@ fn bucket(v_ms: u64, bounds_us: &[u64]) -> usize {
     bounds_us.iter().position(|&b| v <= b).unwrap_or(bounds_us.len())
 }
 
-/// The owner's add: a relaxed load and a relaxed store, no read-modify-write (plain moves on
-/// x86-64). Sound because no other process writes this shard (see module docs); readers may see
-/// one field updated before another, never a torn value.
+/// The owner's add: a relaxed load and a store per counter, no read-modify-write (plain moves
+/// on x86-64). Sound because no other process writes this shard (see module docs).
+///
+/// Order: the counts (requests, then upstream observations) first, every other field after,
+/// with Release; the scrape reads in the opposite order with Acquire (see `merge`). So a scrape
+/// never sees a field that includes a sample its counts do not: a histogram's buckets never
+/// exceed its `+Inf`, the status classes never sum above the requests.
 #[inline]
 fn add_owned(slot: &[AtomicU64], s: &Sample, upstream: bool, bounds: &[u64]) {
     #[inline(always)]
     fn inc(a: &AtomicU64, d: u64) {
-        a.store(a.load(Relaxed).wrapping_add(d), Relaxed);
+        a.store(a.load(Relaxed).wrapping_add(d), Release);
     }
-    let first = slot[word::REQUESTS].load(Relaxed) == 0;
+    let requests = slot[word::REQUESTS].load(Relaxed);
+    slot[word::REQUESTS].store(requests + 1, Relaxed);
+    if let Some(u) = s.upstream_ms {
+        inc(&slot[word::UPSTREAM_COUNT], 1);
+        inc(&slot[word::UPSTREAM_SUM], u);
+    }
     inc(&slot[word::BYTES_IN], s.bytes_in);
     inc(&slot[word::BYTES_OUT], s.bytes_out);
     inc(&slot[word::STATUS + status_class(s.status)], 1);
     inc(&slot[word::TIME_SUM], s.time_ms);
-    if first || s.time_ms < slot[word::TIME_MIN].load(Relaxed) {
-        slot[word::TIME_MIN].store(s.time_ms, Relaxed);
+    if requests == 0 || s.time_ms < slot[word::TIME_MIN].load(Relaxed) {
+        slot[word::TIME_MIN].store(s.time_ms, Release);
     }
     if s.time_ms > slot[word::TIME_MAX].load(Relaxed) {
-        slot[word::TIME_MAX].store(s.time_ms, Relaxed);
-    }
-    if let Some(u) = s.upstream_ms {
-        inc(&slot[word::UPSTREAM_SUM], u);
-        inc(&slot[word::UPSTREAM_COUNT], 1);
+        slot[word::TIME_MAX].store(s.time_ms, Release);
     }
     if let Some(v) = s.observed_ms(upstream) {
         // The +Inf bucket is not stored: it is the observation count.
@@ -165,34 +170,31 @@ fn add_owned(slot: &[AtomicU64], s: &Sample, upstream: bool, bounds: &[u64]) {
             }
         }
     }
-    // Last, with Release: a reader that sees the request also sees its other fields.
-    slot[word::REQUESTS].store(slot[word::REQUESTS].load(Relaxed) + 1, Release);
 }
 
-/// The shared shard's add: atomic read-modify-writes, since several processes write it.
+/// The shared shard's add: atomic read-modify-writes, since several processes write it; the
+/// same order as the owner's add.
 fn add_shared(slot: &[AtomicU64], s: &Sample, upstream: bool, bounds: &[u64]) {
-    slot[word::BYTES_IN].fetch_add(s.bytes_in, Relaxed);
-    slot[word::BYTES_OUT].fetch_add(s.bytes_out, Relaxed);
-    slot[word::STATUS + status_class(s.status)].fetch_add(1, Relaxed);
-    slot[word::TIME_SUM].fetch_add(s.time_ms, Relaxed);
+    slot[word::REQUESTS].fetch_add(1, Relaxed);
+    if let Some(u) = s.upstream_ms {
+        slot[word::UPSTREAM_COUNT].fetch_add(1, Release);
+        slot[word::UPSTREAM_SUM].fetch_add(u, Release);
+    }
+    slot[word::BYTES_IN].fetch_add(s.bytes_in, Release);
+    slot[word::BYTES_OUT].fetch_add(s.bytes_out, Release);
+    slot[word::STATUS + status_class(s.status)].fetch_add(1, Release);
+    slot[word::TIME_SUM].fetch_add(s.time_ms, Release);
     // TIME_MIN holds min+1 here so that zero means "none yet" without a first-sample race.
     slot[word::TIME_MIN]
-        .fetch_update(Relaxed, Relaxed, |m| {
-            (m == 0 || s.time_ms + 1 < m).then_some(s.time_ms + 1)
-        })
+        .fetch_update(Release, Relaxed, |m| (m == 0 || s.time_ms + 1 < m).then_some(s.time_ms + 1))
         .ok();
-    slot[word::TIME_MAX].fetch_max(s.time_ms, Relaxed);
-    if let Some(u) = s.upstream_ms {
-        slot[word::UPSTREAM_SUM].fetch_add(u, Relaxed);
-        slot[word::UPSTREAM_COUNT].fetch_add(1, Relaxed);
-    }
+    slot[word::TIME_MAX].fetch_max(s.time_ms, Release);
     if let Some(v) = s.observed_ms(upstream) {
         let b = bucket(v, bounds);
         if b < bounds.len() {
             if let Some(w) = slot.get(word::BUCKETS + b) {
-                w.fetch_add(1, Relaxed);
+                w.fetch_add(1, Release);
             }
         }
     }
-    slot[word::REQUESTS].fetch_add(1, Release);
 }
