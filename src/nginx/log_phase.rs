@@ -39,8 +39,8 @@ unsafe fn resolve(w: &Worker, cscf: &ngx_http_core_srv_conf_t, scf: &SrvConf) ->
                     String::from_utf8_lossy(server_name(cscf))
                 );
             }
-            // Not cached: a later request tries again (keys are never freed, but a reload
-            // with a larger zone starts over).
+            // Keys are never freed, so the zone stays full: remember the overflow entry.
+            scf.key.set(OVERFLOW_SERVER);
             OVERFLOW_SERVER
         }
     }

@@ -51,22 +51,27 @@ pub struct PeerCache {
 }
 
 impl PeerCache {
-    fn slot(&self, w: &Worker, group: &[u8], peer: &[u8]) -> Option<usize> {
+    /// The slot of (group, peer), registering the peer if it is new; the overflow entry when
+    /// the zone has no room (remembered too: keys are never freed, the zone stays full).
+    fn slot(&self, w: &Worker, group: &[u8], peer: &[u8]) -> usize {
         if let Some(&k) = self.map.borrow().get(group).and_then(|m| m.get(peer)) {
-            return Some(k);
+            return k;
         }
-        let k = w
-            .zone
-            .key(&w.lock, Kind::UpstreamPeer, &upstream_key(group, peer))?;
+        let k = w.zone.key(&w.lock, Kind::UpstreamPeer, &upstream_key(group, peer));
+        if k.is_none() && w.zone.raise_flag(flag::KEYS_FULL) {
+            ngx_log_error!(
+                NGX_LOG_WARN,
+                w.log,
+                "vts_zone is full: upstream peer \"{}\" is counted in the overflow entry; increase the vts_zone size",
+                String::from_utf8_lossy(peer)
+            );
+        }
+        let k = k.unwrap_or(OVERFLOW_UPSTREAM);
         if self.len.get() < CACHE_MAX {
-            self.map
-                .borrow_mut()
-                .entry(group.to_vec())
-                .or_default()
-                .insert(peer.to_vec(), k);
+            self.map.borrow_mut().entry(group.to_vec()).or_default().insert(peer.to_vec(), k);
             self.len.set(self.len.get() + 1);
         }
-        Some(k)
+        k
     }
 }
 
@@ -103,14 +108,11 @@ pub unsafe fn record(w: &Worker, r: &ngx_http_request_t, request_ms: u64) {
             time_ms: request_ms,
             upstream_ms: known(st.response_time),
         };
-        let key = w
-            .peers
-            .slot(w, group, bytes(st.peer))
-            .unwrap_or(OVERFLOW_UPSTREAM);
+        let key = w.peers.slot(w, group, bytes(st.peer));
         let rec = w
             .writer
             .record(&w.lock, key, OVERFLOW_UPSTREAM, true, &sample, &w.bounds_us);
-        if (rec == Recorded::Overflow || key == OVERFLOW_UPSTREAM) && w.zone.raise_flag(flag::ARENA_FULL) {
+        if rec == Recorded::Overflow && w.zone.raise_flag(flag::ARENA_FULL) {
             ngx_log_error!(
                 NGX_LOG_WARN,
                 w.log,
@@ -160,7 +162,7 @@ unsafe fn each_peer(cycle: *mut ngx_cycle_t, mut f: impl FnMut(&[u8], &ngx_http_
 pub unsafe fn register_peers(w: &Worker, cycle: *mut ngx_cycle_t) {
     unsafe {
         each_peer(cycle, |group, peer, _| {
-            let _ = w.peers.slot(w, group, peer.name.as_bytes());
+            w.peers.slot(w, group, peer.name.as_bytes());
         })
     };
 }

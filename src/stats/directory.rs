@@ -99,6 +99,10 @@ impl Zone {
     /// directory or the arena is full.
     pub fn register<L: ZoneLock>(&self, lock: &L, kind: Kind, name: &[u8]) -> Option<usize> {
         let hash = self.hash(kind, name);
+        // A full directory stays full (keys are never freed): say so without taking the lock.
+        if self.header().key_count.load(Relaxed) as usize >= self.geometry().max_keys {
+            return None;
+        }
         lock.with_lock(|| {
             if let Some(k) = self.lookup(kind, name) {
                 return Some(k);

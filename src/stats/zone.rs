@@ -207,6 +207,10 @@ impl Zone {
         }
         let idx = key / SLOTS_PER_CHUNK;
         let entry = self.chunk_table(shard).get(idx)?;
+        // A full arena stays full (nothing is freed): fail without taking the lock.
+        if self.header().bump.load(Relaxed) as usize + self.geo.chunk_bytes > self.geo.len {
+            return None;
+        }
         let done = lock.with_lock(|| {
             // Another process may have grown the shared shard meanwhile.
             if entry.load(Acquire) != 0 {

@@ -1,0 +1,244 @@
+//! The shards hold in a real nginx: exact totals under concurrency, across graceful reloads
+//! (also with a changed worker count), across a worker killed with SIGKILL, and in a zone too
+//! small for its keys.
+
+mod common;
+
+use common::*;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::Duration;
+
+const ZONES: [&str; 2] = ["a.example", "b.example"];
+
+fn vhosts(zone_size: &str) -> impl Fn(&[u16]) -> String + '_ {
+    move |p: &[u16]| {
+        format!(
+            r#"vts_zone main {zone_size};
+server {{
+    listen 127.0.0.1:{p};
+    server_name a.example;
+    location / {{ return 200 "a\n"; }}
+    location = /status {{ vts_status; }}
+}}
+server {{
+    listen 127.0.0.1:{p};
+    server_name b.example;
+    location / {{ return 404; }}
+}}
+"#,
+            p = p[0]
+        )
+    }
+}
+
+fn total(m: &Metrics) -> u64 {
+    m.find("nginx_vts_server_requests_total", &[]).iter().map(|(_, v)| *v as u64).sum()
+}
+
+/// Clients that send requests until stopped, counting the complete responses they received.
+struct Load {
+    stop: Arc<AtomicBool>,
+    ok: Arc<AtomicU64>,
+    failed: Arc<AtomicU64>,
+    threads: Vec<thread::JoinHandle<()>>,
+}
+
+impl Load {
+    fn start(port: u16, concurrency: usize) -> Load {
+        let stop = Arc::new(AtomicBool::new(false));
+        let ok = Arc::new(AtomicU64::new(0));
+        let failed = Arc::new(AtomicU64::new(0));
+        let threads = (0..concurrency)
+            .map(|i| {
+                let (stop, ok, failed) = (stop.clone(), ok.clone(), failed.clone());
+                thread::spawn(move || {
+                    let host = ZONES[i % 2];
+                    // Bounded: stops on the flag, or after 20,000 requests per client.
+                    for _ in 0..20_000 {
+                        if stop.load(Ordering::Relaxed) {
+                            break;
+                        }
+                        match try_http_request(port, "GET", "/x", host, &[], b"") {
+                            Ok(r) if r.status == 200 || r.status == 404 => ok.fetch_add(1, Ordering::Relaxed),
+                            _ => failed.fetch_add(1, Ordering::Relaxed),
+                        };
+                    }
+                })
+            })
+            .collect();
+        Load { stop, ok, failed, threads }
+    }
+
+    fn received(&self) -> u64 {
+        self.ok.load(Ordering::Relaxed)
+    }
+
+    /// Stops the clients; returns (complete responses, failed requests).
+    fn finish(self) -> (u64, u64) {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.threads {
+            t.join().expect("client thread");
+        }
+        (self.ok.load(Ordering::Relaxed), self.failed.load(Ordering::Relaxed))
+    }
+}
+
+fn wait_for_traffic(load: &Load, at_least: u64) {
+    poll(Duration::from_secs(10), || (load.received() >= at_least).then_some(()))
+        .expect("the clients made no progress");
+}
+
+/// The settled total equals `want` exactly (polled: the log phase runs after the response).
+fn assert_total(ng: &Nginx, want: u64, what: &str) {
+    let m = ng.scrape_until(|m| total(m) == want);
+    assert_eq!(total(&m), want, "{what}: merged total vs responses the clients received");
+}
+
+#[test]
+fn concurrent_clients_are_counted_exactly() {
+    let ng = Nginx::start_with(2, 1, vhosts("1m"));
+    let per_thread = 300;
+    let handles: Vec<_> = (0..8)
+        .map(|i| {
+            let port = ng.port();
+            thread::spawn(move || {
+                for _ in 0..per_thread {
+                    let r = http_request(port, "GET", "/x", ZONES[i % 2], &[], b"");
+                    assert!(r.status == 200 || r.status == 404);
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+    let m = ng.scrape_until(|m| total(m) == 8 * per_thread);
+    for z in ZONES {
+        assert_eq!(m.value("nginx_vts_server_requests_total", &[("zone", z)]), (4 * per_thread) as f64, "{z}");
+    }
+    assert_eq!(total(&m), 8 * per_thread);
+}
+
+#[test]
+fn graceful_reload_under_load_loses_nothing() {
+    let ng = Nginx::start_with(2, 1, vhosts("1m"));
+    let load = Load::start(ng.port(), 6);
+    wait_for_traffic(&load, 300);
+    ng.reload();
+    wait_for_traffic(&load, load.received() + 300);
+    ng.reload();
+    wait_for_traffic(&load, load.received() + 300);
+    let (received, failed) = load.finish();
+    assert_eq!(failed, 0, "a graceful reload must not fail requests");
+    assert_total(&ng, received, "two reloads under load");
+}
+
+#[test]
+fn worker_count_changes_on_reload_under_load() {
+    let mut ng = Nginx::start_with(2, 1, vhosts("1m"));
+    let body = vhosts("1m")(&ng.ports);
+    let load = Load::start(ng.port(), 6);
+    wait_for_traffic(&load, 300);
+    for workers in [4, 1, 3] {
+        ng.workers = workers;
+        ng.rewrite_conf(&body);
+        ng.reload();
+        assert_eq!(ng.worker_pids().len(), workers as usize);
+        wait_for_traffic(&load, load.received() + 300);
+    }
+    let (received, failed) = load.finish();
+    assert_eq!(failed, 0, "a graceful reload must not fail requests");
+    assert_total(&ng, received, "worker_processes 2 -> 4 -> 1 -> 3");
+    // Every worker that ever ran wrote its own shard; none of them was lost.
+    let log = ng.error_log();
+    assert!(!log.contains("[alert]") && !log.contains("[emerg]"), "error log:\n{log}");
+}
+
+#[test]
+fn a_killed_worker_loses_nothing_counted_and_its_successor_counts() {
+    let ng = Nginx::start_with(2, 1, vhosts("1m"));
+    let concurrency = 6;
+    let load = Load::start(ng.port(), concurrency);
+    wait_for_traffic(&load, 500);
+
+    let victim = ng.worker_pids()[0];
+    let before = total(&ng.scrape());
+    let _ = Command::new("kill").arg("-KILL").arg(victim.to_string()).stderr(Stdio::null()).status();
+    let after = total(&ng.scrape());
+    assert!(after >= before, "counts went down across the kill: {before} -> {after}");
+
+    // nginx respawns the worker; the clients keep going.
+    poll(Duration::from_secs(10), || {
+        let w = ng.worker_pids();
+        (w.len() == 2 && !w.contains(&victim)).then_some(())
+    })
+    .expect("the master did not respawn the killed worker");
+    wait_for_traffic(&load, load.received() + 300);
+    let (received, _failed) = load.finish();
+
+    // Requests in flight on the killed worker may have been counted without their response
+    // reaching the client: at most one per client connection.
+    let settled = ng.scrape_until(|m| total(m) >= received);
+    let counted = total(&settled);
+    assert!(
+        counted >= received && counted <= received + concurrency as u64,
+        "counted {counted}, clients received {received}, concurrency {concurrency}"
+    );
+
+    // From here on, exact again.
+    let n = 200;
+    for i in 0..n {
+        ng.get(ZONES[i % 2], "/x");
+    }
+    assert_total(&ng, counted + n as u64, "after the respawn");
+    assert!(ng.error_log().contains("exited on signal 9"));
+}
+
+/// A 64k zone holds about a hundred keys; 400 server blocks cannot all get a slot.
+#[test]
+fn a_full_zone_keeps_serving_and_counts_in_the_overflow_entry() {
+    let servers = 400;
+    let ng = Nginx::start_with(2, 1, |p| {
+        let mut s = String::from("vts_zone main 64k;\nserver_names_hash_bucket_size 128;\n");
+        s.push_str(&format!(
+            "server {{ listen 127.0.0.1:{}; server_name status.local; location = /status {{ vts_status; }} }}\n",
+            p[0]
+        ));
+        for i in 0..servers {
+            s.push_str(&format!(
+                "server {{ listen 127.0.0.1:{}; server_name host-{i:03}.example; location / {{ return 200 \"{i}\\n\"; }} }}\n",
+                p[0]
+            ));
+        }
+        s
+    });
+    let mut sent = 0u64;
+    for round in 0..3 {
+        for i in 0..servers {
+            let r = ng.get(&format!("host-{i:03}.example"), "/");
+            assert_eq!(r.status, 200, "host-{i:03} round {round}");
+            sent += 1;
+        }
+    }
+    let m = ng.scrape_until(|m| total(m) == sent);
+    assert_eq!(total(&m), sent, "zones plus overflow must account for every request");
+    let overflow = m.get("nginx_vts_server_requests_total", &[("zone", "::overflow")]).unwrap_or(0.0);
+    assert!(overflow > 0.0, "a 64k zone cannot hold {servers} keys: the overflow entry must show them");
+    let named = m.label_values("nginx_vts_server_requests_total", "zone").len();
+    assert!(named > 10 && named < servers, "{named} zones listed");
+    // A zone that has its own slot counts exactly its requests.
+    let first = m.value("nginx_vts_server_requests_total", &[("zone", "host-000.example")]);
+    assert_eq!(first, 3.0);
+    // Memory use is exported and the zone is (nearly) full.
+    let size = m.value("nginx_vts_shm_bytes", &[("shm", "main"), ("state", "size")]);
+    let free = m.value("nginx_vts_shm_bytes", &[("shm", "main"), ("state", "free")]);
+    assert!(size > 0.0 && free < size / 4.0, "size {size}, free {free}");
+    let log = ng.error_log();
+    assert!(log.contains("[warn]") && log.contains("vts_zone is full"), "no warning in:\n{log}");
+    // Once per cause (no directory entry left; no memory left for a chunk), not per request.
+    let warnings: Vec<&str> = log.lines().filter(|l| l.contains("vts_zone is full")).collect();
+    assert!(warnings.len() <= 2, "the warning is logged once per cause:\n{}", warnings.join("\n"));
+}
