@@ -11,6 +11,19 @@ fn main() {
     let build_dir = env::var("DEP_NGINX_BUILD_DIR").expect("nginx-sys did not publish its build dir");
     let binary = PathBuf::from(&build_dir).join("nginx");
     println!("cargo:rustc-env=NGX_VTS_NGINX_BINARY={}", binary.display());
+    // What the nginx we build against has, for the parts of the module that depend on it:
+    // the connection counters exist only with stub_status, peers' shared locks only with the
+    // upstream zone module.
+    println!("cargo::rustc-check-cfg=cfg(ngx_vts_stat_stub)");
+    println!("cargo::rustc-check-cfg=cfg(ngx_vts_upstream_zone)");
+    let auto_config = fs::read_to_string(PathBuf::from(&build_dir).join("ngx_auto_config.h")).unwrap_or_default();
+    if auto_config.contains("#define NGX_STAT_STUB  1") || auto_config.contains("#define NGX_STAT_STUB 1") {
+        println!("cargo::rustc-cfg=ngx_vts_stat_stub");
+    }
+    let features = env::var("DEP_NGINX_FEATURES").unwrap_or_default();
+    if features.split(',').any(|f| f == "http_upstream_zone") {
+        println!("cargo::rustc-cfg=ngx_vts_upstream_zone");
+    }
     if let Ok(v) = env::var("DEP_NGINX_VERSION") {
         println!("cargo:rustc-env=NGX_VTS_NGINX_VERSION={}", v.trim_matches('"'));
     }

@@ -84,7 +84,8 @@ static NGX_HTTP_VTS_MODULE_CTX: ngx_http_module_t = ngx_http_module_t {
     merge_loc_conf: Some(Module::merge_loc_conf),
 };
 
-// The name nginx looks up in the .so (`ngx_modules` below lists it).
+// The table nginx reads from a loadable module; the nginx build system writes its own.
+#[cfg(feature = "export-modules")]
 ngx::ngx_modules!(ngx_http_vts_module);
 
 #[used]

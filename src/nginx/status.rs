@@ -14,17 +14,12 @@ pub unsafe extern "C" fn handler(r: *mut ngx_http_request_t) -> ngx_int_t {
 }
 
 /// nginx's connection counters (stub_status): shared atomics nginx maintains.
+#[cfg(ngx_vts_stat_stub)]
 fn connections() -> Option<Connections> {
     // SAFETY: with NGX_STAT_STUB these point into shared memory nginx set up before the
     // workers started; reading an ngx_atomic_t is a plain load.
     unsafe {
-        let rd = |p: *mut ngx_atomic_t| {
-            if p.is_null() {
-                0
-            } else {
-                core::ptr::read_volatile(p) as u64
-            }
-        };
+        let rd = |p: *mut ngx_atomic_t| if p.is_null() { 0 } else { core::ptr::read_volatile(p) as u64 };
         if ngx_stat_active.is_null() {
             return None;
         }
@@ -38,6 +33,12 @@ fn connections() -> Option<Connections> {
             requests: rd(ngx_stat_requests),
         })
     }
+}
+
+/// nginx built without stub_status has no connection counters.
+#[cfg(not(ngx_vts_stat_stub))]
+fn connections() -> Option<Connections> {
+    None
 }
 
 fn hostname() -> &'static [u8] {

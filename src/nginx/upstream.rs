@@ -136,10 +136,7 @@ unsafe fn each_peer(cycle: *mut ngx_cycle_t, mut f: impl FnMut(&[u8], &ngx_http_
             let group = group_of(uscf);
             let peers = (*uscf).peer.data as *mut ngx_http_upstream_rr_peers_t;
             let Some(primary) = peers.as_mut() else { continue };
-            let shared = !primary.shpool.is_null();
-            if shared {
-                ngx_rwlock_rlock(&mut primary.rwlock);
-            }
+            let locked = rlock(primary);
             let mut list: *mut ngx_http_upstream_rr_peers_t = primary;
             let mut backup = false;
             while let Some(ps) = list.as_ref() {
@@ -151,12 +148,39 @@ unsafe fn each_peer(cycle: *mut ngx_cycle_t, mut f: impl FnMut(&[u8], &ngx_http_
                 list = ps.next;
                 backup = true;
             }
-            if shared {
-                ngx_rwlock_unlock(&mut primary.rwlock);
+            if locked {
+                unlock(primary);
             }
         }
     }
 }
+
+/// Takes the read lock of peers that live in an upstream `zone` (nginx's
+/// ngx_http_upstream_rr_peers_rlock); true if it did.
+#[cfg(ngx_vts_upstream_zone)]
+unsafe fn rlock(peers: &mut ngx_http_upstream_rr_peers_t) -> bool {
+    if peers.shpool.is_null() {
+        return false;
+    }
+    // SAFETY: the rwlock of shared peers is an ngx_atomic_t in the upstream zone.
+    unsafe { ngx_rwlock_rlock(&mut peers.rwlock) };
+    true
+}
+
+#[cfg(ngx_vts_upstream_zone)]
+unsafe fn unlock(peers: &mut ngx_http_upstream_rr_peers_t) {
+    // SAFETY: paired with rlock above.
+    unsafe { ngx_rwlock_unlock(&mut peers.rwlock) };
+}
+
+/// Without the upstream zone module, peers are per worker and need no lock.
+#[cfg(not(ngx_vts_upstream_zone))]
+unsafe fn rlock(_: &mut ngx_http_upstream_rr_peers_t) -> bool {
+    false
+}
+
+#[cfg(not(ngx_vts_upstream_zone))]
+unsafe fn unlock(_: &mut ngx_http_upstream_rr_peers_t) {}
 
 /// Registers every configured peer, so that each is listed from the first scrape.
 pub unsafe fn register_peers(w: &Worker, cycle: *mut ngx_cycle_t) {

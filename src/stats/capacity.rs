@@ -184,7 +184,11 @@ pub fn plan(w: &Workload) -> Result<Plan, PlanError> {
     let slot = slot_bytes(w.buckets);
     let chunk = slot * SLOTS_PER_CHUNK;
     let per_shard = keys.div_ceil(SLOTS_PER_CHUNK);
-    let mut chunks = shards.checked_mul(per_shard).ok_or(big)?.checked_add(1).ok_or(big)?;
+    let mut chunks = shards
+        .checked_mul(per_shard)
+        .ok_or(big)?
+        .checked_add(1)
+        .ok_or(big)?;
     if writers > OWNED_SHARDS {
         chunks = chunks.checked_add(per_shard - 1).ok_or(big)?;
     }
@@ -263,7 +267,16 @@ mod tests {
         ] {
             assert!(plan(&w).unwrap().region_min >= p.region_min, "{w:?}");
         }
-        assert_eq!(plan(&Workload { buckets: 65, ..base }), Err(PlanError::TooManyBuckets));
-        assert_eq!(plan(&Workload { servers: usize::MAX, ..base }), Err(PlanError::TooLarge));
+        assert_eq!(
+            plan(&Workload { buckets: 65, ..base }),
+            Err(PlanError::TooManyBuckets)
+        );
+        assert_eq!(
+            plan(&Workload {
+                servers: usize::MAX,
+                ..base
+            }),
+            Err(PlanError::TooLarge)
+        );
     }
 }
