@@ -90,7 +90,7 @@ pub fn zone_for_region(region: usize) -> Option<usize> {
 }
 
 const fn align_up(v: usize, a: usize) -> usize {
-    (v + a - 1) / a * a
+    v.div_ceil(a) * a
 }
 
 /// What the zone must hold.
