@@ -9,6 +9,11 @@ const REPLACEMENT: &str = "\u{FFFD}";
 
 /// Appends `name` as the inside of a quoted label value.
 pub fn label_value(out: &mut Vec<u8>, name: &[u8]) {
+    // The common case, a plain ASCII name with nothing to escape, is one copy.
+    if name.iter().all(|&b| b.is_ascii() && b != b'\\' && b != b'"' && b != b'\n') {
+        out.extend_from_slice(name);
+        return;
+    }
     for chunk in name.utf8_chunks() {
         for c in chunk.valid().chars() {
             match c {

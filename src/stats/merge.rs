@@ -93,8 +93,10 @@ impl Zone {
                 counters: Counters::new(geo.nbuckets),
             })
             .collect();
+        // Only the chunks that can hold a published key: the table is sized for the zone.
+        let chunks = entries.len().div_ceil(SLOTS_PER_CHUNK);
         for shard in 0..SHARDS {
-            for (c, chunk) in self.chunk_table(shard).iter().enumerate() {
+            for (c, chunk) in self.chunk_table(shard).iter().take(chunks).enumerate() {
                 if chunk.load(Acquire) == 0 {
                     continue;
                 }
