@@ -384,7 +384,7 @@ fn check_row_shapes(m: &Metrics) {
         };
         let (req_avg, up_avg) = (t("request_avg"), t("upstream_avg"));
         assert!(
-            req_avg.is_finite() && req_avg >= 0.0 && req_avg < 30.0,
+            req_avg.is_finite() && (0.0..30.0).contains(&req_avg),
             "{} {}: request_avg {}",
             g,
             s,

@@ -41,12 +41,14 @@ impl Hasher for Fnv {
 }
 
 type FnvMap<K, V> = HashMap<K, V, BuildHasherDefault<Fnv>>;
+/// group -> peer -> slot.
+type GroupMap = FnvMap<Vec<u8>, FnvMap<Vec<u8>, usize>>;
 
 /// This worker's slots of (group, peer), so the request path does not hash into shared memory
 /// for peers it already knows.
 #[derive(Default)]
 pub struct PeerCache {
-    map: RefCell<FnvMap<Vec<u8>, FnvMap<Vec<u8>, usize>>>,
+    map: RefCell<GroupMap>,
     len: core::cell::Cell<usize>,
 }
 

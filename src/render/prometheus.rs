@@ -389,9 +389,12 @@ const PEER_GAUGES: [PeerGauge; 5] = [
     ),
 ];
 
+/// A peer's rendered (upstream, server) labels, its counters, nginx's view of it.
+type PeerLine<'a> = ([Vec<u8>; 2], &'a Counters, Option<&'a PeerState>);
+
 fn render_upstreams(w: &mut Writer, snapshot: &Snapshot, peers: &[PeerState], les: &[Vec<u8>]) {
     let zero = Counters::new(les.len());
-    let rows: Vec<([Vec<u8>; 2], &Counters, Option<&PeerState>)> = peer_rows(snapshot, peers)
+    let rows: Vec<PeerLine> = peer_rows(snapshot, peers)
         .into_iter()
         .map(|((g, s), r)| ([label("upstream", g), label("server", s)], r.counters.unwrap_or(&zero), r.state))
         .collect();
@@ -433,6 +436,7 @@ fn render_upstreams(w: &mut Writer, snapshot: &Snapshot, peers: &[PeerState], le
 
 #[cfg(test)]
 mod tests {
+    #[allow(unused_imports)]
     use super::*;
 
     #[test]

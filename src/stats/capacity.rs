@@ -240,6 +240,7 @@ pub fn plan(w: &Workload) -> Result<Plan, PlanError> {
 
 #[cfg(test)]
 mod tests {
+    #[allow(unused_imports)]
     use super::*;
 
     #[test]

@@ -118,6 +118,7 @@ pub struct Geometry {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[allow(clippy::enum_variant_names)]
 pub enum GeometryError {
     /// The fixed tables and the first chunk do not fit; `needed` is the smallest region that does.
     TooSmall {
