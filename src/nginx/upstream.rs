@@ -12,11 +12,12 @@ use crate::render::prometheus::PeerState;
 use crate::stats::layout::flag;
 use crate::stats::{upstream_key, Kind, Recorded, Sample, OVERFLOW_UPSTREAM};
 
-/// The group of a proxy_pass to an address or a variable with no `upstream` block (the name
-/// nginx-module-vts users know).
-pub const NOGROUPS: &[u8] = b"::nogroups";
-/// An attempt nginx recorded without a peer (for example "no live upstreams").
-const NO_PEER: &[u8] = b"::none";
+/// The group of a proxy_pass to an address or a variable with no `upstream` block: empty in the
+/// key, which no `upstream` block name is; the output shows `::nogroups`, the name
+/// nginx-module-vts users know.
+pub const NOGROUPS: &[u8] = b"";
+/// An attempt nginx recorded without a peer (for example "no live upstreams"): shown as `::none`.
+const NO_PEER: &[u8] = b"";
 /// Peers this worker remembers the slot of; past this, it looks them up in the directory.
 const CACHE_MAX: usize = 4096;
 

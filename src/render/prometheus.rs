@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 
-use super::escape::label_value;
+use super::escape::{label_value, reserved_value};
 use crate::stats::{split_upstream_key, Counters, Entry, Kind, Snapshot, STATUS_LABELS};
 
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -85,7 +85,7 @@ pub struct Info<'a> {
 /// One upstream peer as nginx sees it now.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct PeerState {
-    /// The `upstream` block's name, or `::nogroups` for a proxy_pass without one.
+    /// The `upstream` block's name; empty for a proxy_pass without one (shown as `::nogroups`).
     pub group: Vec<u8>,
     /// The peer's address as nginx names it (`10.0.0.1:8080`, `unix:/path`, `[::1]:80`).
     pub server: Vec<u8>,
@@ -118,6 +118,16 @@ fn label(key: &str, value: &[u8]) -> Vec<u8> {
     v.extend_from_slice(key.as_bytes());
     v.extend_from_slice(b"=\"");
     label_value(&mut v, value);
+    v.push(b'"');
+    v
+}
+
+/// A label whose value is one of the module's own names (`::overflow`), shown as is.
+fn reserved_label(key: &str, value: &str) -> Vec<u8> {
+    let mut v = Vec::with_capacity(key.len() + value.len() + 3);
+    v.extend_from_slice(key.as_bytes());
+    v.extend_from_slice(b"=\"");
+    reserved_value(&mut v, value);
     v.push(b'"');
     v
 }
@@ -232,14 +242,40 @@ fn overflow<'s>(snapshot: &'s Snapshot, of: &[u8]) -> Option<&'s Counters> {
         .map(|e| &e.counters)
 }
 
-/// Server zones to show: every configured zone, and the overflow entry once it holds something.
-fn server_zones(snapshot: &Snapshot) -> Vec<(&[u8], &Counters)> {
-    let mut v: Vec<(&[u8], &Counters)> = sorted(snapshot, Kind::Server)
-        .into_iter()
-        .map(|e| (e.name.as_slice(), &e.counters))
-        .collect();
+/// A name in a label: configured (escaped by [`label_value`]), or one of the module's own,
+/// which no configured name renders to (see [`super::escape`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Name<'a> {
+    Configured(&'a [u8]),
+    Reserved(&'static str),
+}
+
+impl Name<'_> {
+    /// In keys and peer states, the empty name stands for the module's own `reserved` name
+    /// (no configured server, upstream or peer name is empty).
+    fn or_reserved<'a>(name: &'a [u8], reserved: &'static str) -> Name<'a> {
+        if name.is_empty() {
+            Name::Reserved(reserved)
+        } else {
+            Name::Configured(name)
+        }
+    }
+
+    fn label(self, key: &str) -> Vec<u8> {
+        match self {
+            Name::Configured(n) => label(key, n),
+            Name::Reserved(n) => reserved_label(key, n),
+        }
+    }
+}
+
+/// Server zones to show, rendered: every configured zone, and the overflow entry once it holds
+/// something.
+fn server_zones(snapshot: &Snapshot) -> Vec<(Vec<u8>, &Counters)> {
+    let mut v: Vec<(Vec<u8>, &Counters)> =
+        sorted(snapshot, Kind::Server).into_iter().map(|e| (label("zone", &e.name), &e.counters)).collect();
     if let Some(o) = overflow(snapshot, b"server") {
-        v.push((b"::overflow", o));
+        v.push((Name::Reserved("::overflow").label("zone"), o));
     }
     v
 }
@@ -296,8 +332,7 @@ pub fn render(snapshot: &Snapshot, info: &Info, format: Format, out: &mut Vec<u8
         w.sample(&["nginx_vts_shm_keys"], &[&shm, state], Value::Int(v as u64));
     }
 
-    let zones: Vec<(Vec<u8>, &Counters)> =
-        server_zones(snapshot).into_iter().map(|(z, c)| (label("zone", z), c)).collect();
+    let zones = server_zones(snapshot);
     w.family("nginx_vts_server_requests_total", "counter", "Total number of requests");
     for (z, c) in &zones {
         w.sample(&["nginx_vts_server_requests_total"], &[z], Value::Int(c.requests));
@@ -340,21 +375,22 @@ struct PeerRow<'a> {
     state: Option<&'a PeerState>,
 }
 
-fn peer_rows<'a>(
-    snapshot: &'a Snapshot,
-    peers: &'a [PeerState],
-) -> BTreeMap<(&'a [u8], &'a [u8]), PeerRow<'a>> {
-    let mut rows: BTreeMap<(&[u8], &[u8]), PeerRow> = BTreeMap::new();
+fn peer_rows<'a>(snapshot: &'a Snapshot, peers: &'a [PeerState]) -> BTreeMap<(Name<'a>, Name<'a>), PeerRow<'a>> {
+    let key = |group: &'a [u8], server: &'a [u8]| {
+        (Name::or_reserved(group, "::nogroups"), Name::or_reserved(server, "::none"))
+    };
+    let mut rows: BTreeMap<(Name, Name), PeerRow> = BTreeMap::new();
     for p in peers {
-        rows.entry((&p.group, &p.server)).or_default().state = Some(p);
+        rows.entry(key(&p.group, &p.server)).or_default().state = Some(p);
     }
     for e in snapshot.entries.iter().filter(|e| e.kind == Kind::UpstreamPeer) {
-        if let Some(key) = split_upstream_key(&e.name) {
-            rows.entry(key).or_default().counters = Some(&e.counters);
+        if let Some((g, s)) = split_upstream_key(&e.name) {
+            rows.entry(key(g, s)).or_default().counters = Some(&e.counters);
         }
     }
     if let Some(o) = overflow(snapshot, b"upstream") {
-        rows.entry((b"::overflow", b"::overflow")).or_default().counters = Some(o);
+        let reserved = Name::Reserved("::overflow");
+        rows.entry((reserved, reserved)).or_default().counters = Some(o);
     }
     rows
 }
@@ -396,7 +432,7 @@ fn render_upstreams(w: &mut Writer, snapshot: &Snapshot, peers: &[PeerState], le
     let zero = Counters::new(les.len());
     let rows: Vec<PeerLine> = peer_rows(snapshot, peers)
         .into_iter()
-        .map(|((g, s), r)| ([label("upstream", g), label("server", s)], r.counters.unwrap_or(&zero), r.state))
+        .map(|((g, s), r)| ([g.label("upstream"), s.label("server")], r.counters.unwrap_or(&zero), r.state))
         .collect();
 
     w.family("nginx_vts_upstream_requests_total", "counter", "Total upstream requests");
