@@ -296,8 +296,16 @@ impl World {
         let mut region = HeapRegion::new(case.zone_len);
         let base = region.base();
         // SAFETY: the region is ours, 64-aligned, and outlives every view (it lives in World).
-        let view = unsafe { Zone::create(base, case.zone_len, case.bounds_us.len(), case.seed, 1_700_000_000) }
-            .map_err(|e| TestCaseError::fail(format!("create: {e:?}")))?;
+        let view = unsafe {
+            Zone::create(
+                base,
+                case.zone_len,
+                case.bounds_us.len(),
+                case.seed,
+                1_700_000_000,
+            )
+        }
+        .map_err(|e| TestCaseError::fail(format!("create: {e:?}")))?;
         let geo = *view.geometry();
         let (used, size) = view.usage();
         prop_assert_eq!(size, case.zone_len);
@@ -404,13 +412,23 @@ impl World {
     /// directory is full), then record into the process's shard.
     fn record(&mut self, p: usize, kind: Kind, name: &[u8], s: &Sample) -> Result<(), TestCaseError> {
         let upstream = kind == Kind::UpstreamPeer;
-        let overflow = if upstream { OVERFLOW_UPSTREAM } else { OVERFLOW_SERVER };
+        let overflow = if upstream {
+            OVERFLOW_UPSTREAM
+        } else {
+            OVERFLOW_SERVER
+        };
         let view = self.procs[p].view;
         let (used_before, size) = view.usage();
 
         let got = view.key(&self.lock, kind, name);
         let want = self.model.key(kind, name);
-        prop_assert_eq!(got, want, "key index of {:?} {:?}", kind, String::from_utf8_lossy(name));
+        prop_assert_eq!(
+            got,
+            want,
+            "key index of {:?} {:?}",
+            kind,
+            String::from_utf8_lossy(name)
+        );
         if got.is_none() {
             bump(&COVERAGE.key_full);
             // Refused only when genuinely full.
@@ -472,15 +490,35 @@ impl World {
             }
         }
         match *op {
-            Op::Record { who, name, upstream, sample } => {
+            Op::Record {
+                who,
+                name,
+                upstream,
+                sample,
+            } => {
                 if let Some(p) = self.pick(who) {
-                    let kind = if upstream { Kind::UpstreamPeer } else { Kind::Server };
+                    let kind = if upstream {
+                        Kind::UpstreamPeer
+                    } else {
+                        Kind::Server
+                    };
                     let name = names[name % names.len()].clone();
                     self.record(p, kind, &name, &sample)?;
                 }
             }
-            Op::Flood { who, count, len, upstream, record, sample } => {
-                let kind = if upstream { Kind::UpstreamPeer } else { Kind::Server };
+            Op::Flood {
+                who,
+                count,
+                len,
+                upstream,
+                record,
+                sample,
+            } => {
+                let kind = if upstream {
+                    Kind::UpstreamPeer
+                } else {
+                    Kind::Server
+                };
                 for _ in 0..count {
                     self.flood_seq += 1;
                     let mut name = format!("flood-{}-", self.flood_seq).into_bytes();
@@ -532,8 +570,12 @@ impl World {
                 if let Some(p) = self.pick(who) {
                     // Dies without releasing anything.
                     self.procs[p].running = false;
-                    let (index, squatter, draining, view) =
-                        (self.procs[p].index, self.procs[p].squatter, self.procs[p].exit_at.is_some(), self.procs[p].view);
+                    let (index, squatter, draining, view) = (
+                        self.procs[p].index,
+                        self.procs[p].squatter,
+                        self.procs[p].exit_at.is_some(),
+                        self.procs[p].view,
+                    );
                     // The master respawns a crashed worker of the current generation, same index.
                     if respawn && !draining {
                         bump(&COVERAGE.respawns);
@@ -542,7 +584,9 @@ impl World {
                 }
             }
             Op::StaleRelease { who } => {
-                let gone: Vec<usize> = (0..self.procs.len()).filter(|&i| !self.procs[i].running).collect();
+                let gone: Vec<usize> = (0..self.procs.len())
+                    .filter(|&i| !self.procs[i].running)
+                    .collect();
                 if !gone.is_empty() {
                     let p = &self.procs[gone[who % gone.len()]];
                     p.view.release(p.claim, p.pid);
@@ -566,7 +610,11 @@ impl World {
 
         prop_assert_eq!(snap.size_bytes, self.len);
         prop_assert!(snap.used_bytes <= snap.size_bytes);
-        prop_assert_eq!(snap.used_bytes, m.arena.bump, "used bytes differ from the model's arena");
+        prop_assert_eq!(
+            snap.used_bytes,
+            m.arena.bump,
+            "used bytes differ from the model's arena"
+        );
         prop_assert_eq!(snap.max_keys, m.max_keys);
 
         // Grand totals: exact, whatever overflowed.
@@ -582,7 +630,13 @@ impl World {
         for (i, e) in snap.entries.iter().enumerate() {
             prop_assert_eq!(e.kind, m.keys[i].0, "kind of key {}", i);
             prop_assert!(e.name == m.keys[i].1, "name of key {}", i);
-            prop_assert_eq!(&e.counters, &m.expected[i].as_counters(), "counters of key {} ({:?})", i, e.kind);
+            prop_assert_eq!(
+                &e.counters,
+                &m.expected[i].as_counters(),
+                "counters of key {} ({:?})",
+                i,
+                e.kind
+            );
         }
 
         // Monotonic since the previous step.
@@ -603,11 +657,21 @@ impl World {
                 for (x, y) in pairs {
                     prop_assert!(x <= y, "counter went down: {:?} -> {:?}", a, b);
                 }
-                for (x, y) in a.status.iter().zip(&b.status).chain(a.buckets.iter().zip(&b.buckets)) {
+                for (x, y) in a
+                    .status
+                    .iter()
+                    .zip(&b.status)
+                    .chain(a.buckets.iter().zip(&b.buckets))
+                {
                     prop_assert!(x <= y, "counter went down: {:?} -> {:?}", a, b);
                 }
                 if let Some(x) = a.time_min_ms {
-                    prop_assert!(b.time_min_ms.is_some_and(|y| y <= x), "min went up: {:?} -> {:?}", a, b);
+                    prop_assert!(
+                        b.time_min_ms.is_some_and(|y| y <= x),
+                        "min went up: {:?} -> {:?}",
+                        a,
+                        b
+                    );
                 }
             }
         }
@@ -696,15 +760,15 @@ fn sample() -> impl Strategy<Value = Sample> {
             ]),
         ]
     };
-    (status, bytes(), bytes(), time(), prop::option::of(time())).prop_map(|(status, bytes_in, bytes_out, time_ms, upstream_ms)| {
-        Sample {
+    (status, bytes(), bytes(), time(), prop::option::of(time())).prop_map(
+        |(status, bytes_in, bytes_out, time_ms, upstream_ms)| Sample {
             status,
             bytes_in,
             bytes_out,
             time_ms,
             upstream_ms,
-        }
-    })
+        },
+    )
 }
 
 fn bounds() -> impl Strategy<Value = Vec<u64>> {
@@ -763,19 +827,20 @@ fn case() -> impl Strategy<Value = Case> {
         prop::collection::vec(name(), 1..10),
         prop::collection::vec(op(), 1..60),
     )
-        .prop_map(|(zone_len, seed, bounds_us, workers, squatters, names, ops)| Case {
-            zone_len,
-            seed,
-            bounds_us,
-            workers,
-            squatters,
-            names,
-            ops,
-        })
+        .prop_map(
+            |(zone_len, seed, bounds_us, workers, squatters, names, ops)| Case {
+                zone_len,
+                seed,
+                bounds_us,
+                workers,
+                squatters,
+                names,
+                ops,
+            },
+        )
 }
 
 fn run_case(case: &Case) -> Result<(), TestCaseError> {
-    bump(&COVERAGE.cases);
     let mut w = World::new(case)?;
     for op in &case.ops {
         w.apply(op, &case.names)?;
@@ -800,7 +865,10 @@ fn merged_totals_match_the_sequential_model() {
     };
     let mut runner = TestRunner::new(config);
     let started = std::time::Instant::now();
-    if let Err(e) = runner.run(&case(), |c| run_case(&c)) {
+    if let Err(e) = runner.run(&case(), |c| {
+        bump(&COVERAGE.cases);
+        run_case(&c)
+    }) {
         panic!("{e}");
     }
     let c = &COVERAGE;
@@ -868,14 +936,46 @@ fn reload_then_crash_then_fill() {
         squatters: 0,
         names: vec![b"a".to_vec(), b"b\n\"\\".to_vec()],
         ops: vec![
-            Op::Record { who: 0, name: 0, upstream: false, sample: s(200, 5) },
+            Op::Record {
+                who: 0,
+                name: 0,
+                upstream: false,
+                sample: s(200, 5),
+            },
             Op::Reload { workers: 2, drain: 3 },
-            Op::Record { who: 0, name: 1, upstream: true, sample: s(503, 0) },
-            Op::Record { who: 3, name: 0, upstream: false, sample: s(0, 6000) },
-            Op::Crash { who: 2, respawn: true },
+            Op::Record {
+                who: 0,
+                name: 1,
+                upstream: true,
+                sample: s(503, 0),
+            },
+            Op::Record {
+                who: 3,
+                name: 0,
+                upstream: false,
+                sample: s(0, 6000),
+            },
+            Op::Crash {
+                who: 2,
+                respawn: true,
+            },
             Op::Scrape,
-            Op::Flood { who: 1, count: 39, len: 1400, upstream: false, record: true, sample: s(404, 10) },
-            Op::Flood { who: 0, count: 20, len: 0, upstream: true, record: true, sample: s(999, 1) },
+            Op::Flood {
+                who: 1,
+                count: 39,
+                len: 1400,
+                upstream: false,
+                record: true,
+                sample: s(404, 10),
+            },
+            Op::Flood {
+                who: 0,
+                count: 20,
+                len: 0,
+                upstream: true,
+                record: true,
+                sample: s(999, 1),
+            },
             Op::Scrape,
         ],
     });
@@ -891,10 +991,30 @@ fn all_shards_held_by_running_processes() {
         squatters: OWNED_SHARDS,
         names: vec![b"x".to_vec()],
         ops: vec![
-            Op::Record { who: usize::MAX, name: 0, upstream: false, sample: s(200, 3) },
-            Op::Record { who: usize::MAX / 2, name: 0, upstream: true, sample: s(200, 1) },
-            Op::Crash { who: 0, respawn: true },
-            Op::Flood { who: usize::MAX, count: 30, len: 2000, upstream: false, record: true, sample: s(301, 7) },
+            Op::Record {
+                who: usize::MAX,
+                name: 0,
+                upstream: false,
+                sample: s(200, 3),
+            },
+            Op::Record {
+                who: usize::MAX / 2,
+                name: 0,
+                upstream: true,
+                sample: s(200, 1),
+            },
+            Op::Crash {
+                who: 0,
+                respawn: true,
+            },
+            Op::Flood {
+                who: usize::MAX,
+                count: 30,
+                len: 2000,
+                upstream: false,
+                record: true,
+                sample: s(301, 7),
+            },
         ],
     });
 }

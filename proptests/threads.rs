@@ -14,7 +14,10 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use stats::layout::OWNED_SHARDS;
-use stats::{Claim, Counters, Entry, HeapRegion, Kind, Recorded, Sample, Snapshot, Zone, OVERFLOW_SERVER, OVERFLOW_UPSTREAM};
+use stats::{
+    Claim, Counters, Entry, HeapRegion, Kind, Recorded, Sample, Snapshot, Zone, OVERFLOW_SERVER,
+    OVERFLOW_UPSTREAM,
+};
 
 const BOUNDS_US: [u64; 11] = [
     5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000, 1_000_000, 2_500_000, 5_000_000, 10_000_000,
@@ -95,8 +98,13 @@ fn check_monotonic(prev: &Snapshot, cur: &Snapshot) {
             && x.upstream_count <= y.upstream_count
             && x.status.iter().zip(&y.status).all(|(p, q)| p <= q)
             && x.buckets.iter().zip(&y.buckets).all(|(p, q)| p <= q)
-            && x.time_min_ms.map_or(true, |m| y.time_min_ms.is_some_and(|n| n <= m));
-        assert!(ok, "scrape went backwards for {:?}:\n{x:?}\n{y:?}", String::from_utf8_lossy(&a.name));
+            && x.time_min_ms
+                .map_or(true, |m| y.time_min_ms.is_some_and(|n| n <= m));
+        assert!(
+            ok,
+            "scrape went backwards for {:?}:\n{x:?}\n{y:?}",
+            String::from_utf8_lossy(&a.name)
+        );
     }
 }
 
@@ -154,7 +162,10 @@ fn run(sc: &Scenario) -> Outcome {
                 let cur = zone.snapshot();
                 check_monotonic(&prev, &cur);
                 let total: u64 = cur.entries.iter().map(|e| e.counters.requests).sum();
-                assert!(total <= sc.threads as u64 * sc.per_thread, "more requests than were made");
+                assert!(
+                    total <= sc.threads as u64 * sc.per_thread,
+                    "more requests than were made"
+                );
                 for e in &cur.entries {
                     check_consistent(e);
                 }
@@ -177,7 +188,11 @@ fn run(sc: &Scenario) -> Outcome {
                     for i in 0..sc.per_thread {
                         let (kind, name) = &sc.names[(t * 7 + i as usize) % sc.names.len()];
                         let upstream = *kind == Kind::UpstreamPeer;
-                        let ovf = if upstream { OVERFLOW_UPSTREAM } else { OVERFLOW_SERVER };
+                        let ovf = if upstream {
+                            OVERFLOW_UPSTREAM
+                        } else {
+                            OVERFLOW_SERVER
+                        };
                         let key = zone.key(lock, *kind, name);
                         let target = key.unwrap_or(ovf);
                         let smp = sample(t, i);
@@ -188,7 +203,11 @@ fn run(sc: &Scenario) -> Outcome {
                         if d != key.unwrap_or(usize::MAX) {
                             overflowed += 1;
                         }
-                        add(dest.entry(d).or_insert_with(|| Counters::new(BOUNDS_US.len())), &smp, upstream);
+                        add(
+                            dest.entry(d).or_insert_with(|| Counters::new(BOUNDS_US.len())),
+                            &smp,
+                            upstream,
+                        );
                     }
                     finished.wait();
                     zone.release(claim, pid);
@@ -206,7 +225,10 @@ fn run(sc: &Scenario) -> Outcome {
     let mut owned = HashSet::new();
     for c in &claims {
         if let Claim::Owned(i) = c {
-            assert!(*i >= sc.squatters && *i < OWNED_SHARDS, "took a squatter's shard {i}");
+            assert!(
+                *i >= sc.squatters && *i < OWNED_SHARDS,
+                "took a squatter's shard {i}"
+            );
             assert!(owned.insert(*i), "two threads own shard {i}");
         }
     }
@@ -219,14 +241,27 @@ fn run(sc: &Scenario) -> Outcome {
     let mut want: BTreeMap<usize, Counters> = BTreeMap::new();
     for (_, dest, _) in &results {
         for (k, c) in dest {
-            merge(want.entry(*k).or_insert_with(|| Counters::new(BOUNDS_US.len())), c);
+            merge(
+                want.entry(*k).or_insert_with(|| Counters::new(BOUNDS_US.len())),
+                c,
+            );
         }
     }
     for (k, e) in snap.entries.iter().enumerate() {
         let w = want.remove(&k).unwrap_or_else(|| Counters::new(BOUNDS_US.len()));
-        assert_eq!(e.counters, w, "key {k} {:?} {:?}", e.kind, String::from_utf8_lossy(&e.name));
+        assert_eq!(
+            e.counters,
+            w,
+            "key {k} {:?} {:?}",
+            e.kind,
+            String::from_utf8_lossy(&e.name)
+        );
     }
-    assert!(want.is_empty(), "samples recorded into keys the snapshot lacks: {:?}", want.keys());
+    assert!(
+        want.is_empty(),
+        "samples recorded into keys the snapshot lacks: {:?}",
+        want.keys()
+    );
 
     // Exact, overall: N requests, and every byte.
     let n = sc.threads as u64 * sc.per_thread;
@@ -240,10 +275,17 @@ fn run(sc: &Scenario) -> Outcome {
     }
     assert_eq!(snap.entries.iter().map(|e| e.counters.requests).sum::<u64>(), n);
     assert_eq!(snap.entries.iter().map(|e| e.counters.bytes_in).sum::<u64>(), bin);
-    assert_eq!(snap.entries.iter().map(|e| e.counters.bytes_out).sum::<u64>(), bout);
+    assert_eq!(
+        snap.entries.iter().map(|e| e.counters.bytes_out).sum::<u64>(),
+        bout
+    );
 
     let overflowed: u64 = results.iter().map(|r| r.2).sum();
-    assert_eq!(overflowed > 0, sc.expect_overflow, "overflowed {overflowed} samples");
+    assert_eq!(
+        overflowed > 0,
+        sc.expect_overflow,
+        "overflowed {overflowed} samples"
+    );
     // Released at exit.
     assert_eq!(snap.owned_shards, sc.squatters);
     assert!(started.elapsed() < Duration::from_secs(60));
@@ -258,7 +300,11 @@ fn run(sc: &Scenario) -> Outcome {
 fn names(n: usize, len: usize) -> Vec<(Kind, Vec<u8>)> {
     (0..n)
         .map(|i| {
-            let kind = if i % 3 == 2 { Kind::UpstreamPeer } else { Kind::Server };
+            let kind = if i % 3 == 2 {
+                Kind::UpstreamPeer
+            } else {
+                Kind::Server
+            };
             let mut name = format!("host-{i}\n\"\\").into_bytes();
             name.resize(name.len().max(len), b'.');
             (kind, name)
@@ -309,8 +355,14 @@ fn mixed_owners_in_a_full_zone_are_exact() {
         expect_overflow: true,
     });
     assert_eq!(o.shared_threads, 4);
-    assert_eq!(o.claims.iter().filter(|c| matches!(c, Claim::Owned(_))).count(), 4);
-    eprintln!("mixed: {} scrapes, {} samples overflowed", o.scrapes, o.overflowed);
+    assert_eq!(
+        o.claims.iter().filter(|c| matches!(c, Claim::Owned(_))).count(),
+        4
+    );
+    eprintln!(
+        "mixed: {} scrapes, {} samples overflowed",
+        o.scrapes, o.overflowed
+    );
 }
 
 /// Many processes start at once, some shards held by dead pids: each shard ends with one
@@ -352,11 +404,18 @@ fn concurrent_claims_take_each_shard_once() {
             if let Claim::Owned(i) = *c {
                 assert!(seen.insert(i), "round {round}: shard {i} claimed twice");
                 assert_eq!(zone.owner_of(i), *pid);
-                assert!(i >= 32 || i % 2 == 0, "round {round}: took live owner's shard {i}");
+                assert!(
+                    i >= 32 || i % 2 == 0,
+                    "round {round}: took live owner's shard {i}"
+                );
             }
         }
         for i in (1..32).step_by(2) {
-            assert_eq!(zone.owner_of(i), 1 + i as i32, "round {round}: live owner lost shard {i}");
+            assert_eq!(
+                zone.owner_of(i),
+                1 + i as i32,
+                "round {round}: live owner lost shard {i}"
+            );
         }
     }
 }
@@ -382,7 +441,11 @@ fn scrape_never_shows_more_observations_than_requests() {
                 s.spawn(move || {
                     let claim = zone.claim(t, 500 + t as i32, |_| true);
                     let w = zone.writer(claim);
-                    let smp = Sample { status: 200, time_ms: 1, ..Sample::default() };
+                    let smp = Sample {
+                        status: 200,
+                        time_ms: 1,
+                        ..Sample::default()
+                    };
                     while !done.load(Relaxed) {
                         for _ in 0..1000 {
                             w.record(lock, key, OVERFLOW_SERVER, false, &smp, &BOUNDS_US);
@@ -495,9 +558,16 @@ fn racing_claims_never_share_a_shard() {
         },
         |t| zone.claim(5, 1000 + t as i32 + 1, alive),
         |round, claims| {
-            let owners: Vec<usize> = (0..claims.len()).filter(|&t| claims[t] == Claim::Owned(5)).collect();
+            let owners: Vec<usize> = (0..claims.len())
+                .filter(|&t| claims[t] == Claim::Owned(5))
+                .collect();
             assert_eq!(owners.len(), 1, "round {round}: claims {claims:?}");
-            assert!(claims.iter().all(|c| *c == Claim::Owned(5) || *c == Claim::Shared), "round {round}: {claims:?}");
+            assert!(
+                claims
+                    .iter()
+                    .all(|c| *c == Claim::Owned(5) || *c == Claim::Shared),
+                "round {round}: {claims:?}"
+            );
             assert_eq!(zone.owner_of(5), 1000 + owners[0] as i32 + 1, "round {round}");
         },
     );
@@ -531,12 +601,22 @@ fn racing_chunk_growth_loses_no_sample() {
             let claim = zone.claim(t, 1000 + t as i32, |_| true);
             let w = zone.writer(claim);
             let smp = sample(t, 1);
-            (claim, w.record(&lock, 16 + t % 2, OVERFLOW_SERVER, false, &smp, &BOUNDS_US))
+            (
+                claim,
+                w.record(&lock, 16 + t % 2, OVERFLOW_SERVER, false, &smp, &BOUNDS_US),
+            )
         },
         |round, r| {
-            assert!(r.iter().all(|&(c, rec)| c == Claim::Shared && rec == Recorded::Ok), "round {round}: {r:?}");
+            assert!(
+                r.iter()
+                    .all(|&(c, rec)| c == Claim::Shared && rec == Recorded::Ok),
+                "round {round}: {r:?}"
+            );
             let snap = zone.snapshot();
-            let got = [snap.entries[16].counters.requests, snap.entries[17].counters.requests];
+            let got = [
+                snap.entries[16].counters.requests,
+                snap.entries[17].counters.requests,
+            ];
             let want = [RACE_THREADS.div_ceil(2) as u64, (RACE_THREADS / 2) as u64];
             assert_eq!(got, want, "round {round}: samples lost");
         },
@@ -545,47 +625,72 @@ fn racing_chunk_growth_loses_no_sample() {
 
 /// The first sample of a key in an owned shard, seen by a concurrent scrape: the scrape must
 /// not report a minimum time that no sample had (every sample here takes 7 ms; a slot whose
-/// count is already published but whose minimum is not yet written must not read as 0 ms).
+/// count is already visible but whose minimum is not yet written must not read as 0 ms). The
+/// writer writes nothing but first samples (fresh slot after fresh slot, the zone re-created
+/// when full) for up to 3 seconds while the other thread scrapes.
 #[test]
 fn scrape_never_reports_a_minimum_no_sample_had() {
-    const LEN: usize = 8 << 20;
+    const LEN: usize = 4 << 20;
+    const KEYS: usize = 256;
     let mut region = HeapRegion::new(LEN);
-    // SAFETY: the region outlives the view.
-    let zone = unsafe { Zone::create(region.base(), LEN, BOUNDS_US.len(), 5, 0) }.unwrap();
+    let base = region.base();
     let lock = Mutex::new(());
-    let keys: Vec<usize> = (0..zone.geometry().max_keys - 2)
-        .map(|i| zone.key(&lock, Kind::Server, format!("k{i}").as_bytes()).unwrap())
-        .collect();
+    // SAFETY: the region outlives the views; it is re-created only under the write lock, while
+    // no scrape reads it.
+    let zone = unsafe { Zone::create(base, LEN, BOUNDS_US.len(), 5, 0) }.unwrap();
+    let recreate = std::sync::RwLock::new(());
     let done = AtomicBool::new(false);
     let deadline = Instant::now() + Duration::from_secs(3);
+    let smp = Sample {
+        status: 200,
+        time_ms: 7,
+        ..Sample::default()
+    };
     let bad = thread::scope(|s| {
         let writer = s.spawn(|| {
-            let smp = Sample { status: 200, time_ms: 7, ..Sample::default() };
-            // Every key's first sample, in shard after shard: each is a fresh slot.
-            'all: for shard in 0..OWNED_SHARDS {
-                let claim = zone.claim(shard, 700 + shard as i32, |_| true);
-                let w = zone.writer(claim);
-                for &k in &keys {
-                    if done.load(Relaxed) || Instant::now() > deadline {
-                        break 'all;
+            let mut rounds = 0;
+            while !done.load(Relaxed) && Instant::now() < deadline {
+                let keys: Vec<usize> = {
+                    let _g = recreate.write().unwrap();
+                    let z = unsafe { Zone::create(zone.base(), LEN, BOUNDS_US.len(), rounds, 0) }.unwrap();
+                    (0..KEYS)
+                        .map(|i| z.key(&lock, Kind::Server, format!("k{i}").as_bytes()).unwrap())
+                        .collect()
+                };
+                rounds += 1;
+                'round: for shard in 0..OWNED_SHARDS {
+                    let w = zone.writer(Claim::Owned(shard));
+                    for &k in &keys {
+                        if w.record(&lock, k, OVERFLOW_SERVER, false, &smp, &BOUNDS_US) == Recorded::Overflow
+                        {
+                            break 'round;
+                        }
                     }
-                    w.record(&lock, k, OVERFLOW_SERVER, false, &smp, &BOUNDS_US);
                 }
             }
+            rounds
         });
         let mut bad = None;
         while !writer.is_finished() {
+            let _g = recreate.read().unwrap();
             let snap = zone.snapshot();
-            if let Some(e) = snap.entries.iter().find(|e| e.counters.time_min_ms.is_some_and(|m| m != 7)) {
+            if let Some(e) = snap
+                .entries
+                .iter()
+                .find(|e| e.counters.time_min_ms.is_some_and(|m| m != 7))
+            {
                 bad = Some(e.counters.clone());
-                break;
+                done.store(true, Relaxed);
             }
         }
-        done.store(true, Relaxed);
-        writer.join().unwrap();
+        let rounds = writer.join().unwrap();
+        eprintln!("minimum: {rounds} zones filled");
         bad
     });
     if let Some(c) = bad {
-        panic!("a scrape reported a minimum of {:?} ms, every sample took 7 ms: {c:?}", c.time_min_ms);
+        panic!(
+            "a scrape reported a minimum of {:?} ms, every sample took 7 ms: {c:?}",
+            c.time_min_ms
+        );
     }
 }

@@ -39,6 +39,7 @@ pub mod word {
     /// `STATUS_CLASSES` words: 1xx, 2xx, 3xx, 4xx, 5xx, other.
     pub const STATUS: usize = 3;
     pub const TIME_SUM: usize = STATUS + super::STATUS_CLASSES;
+    /// The smallest time plus one; 0 before the first sample.
     pub const TIME_MIN: usize = TIME_SUM + 1;
     pub const TIME_MAX: usize = TIME_SUM + 2;
     pub const UPSTREAM_SUM: usize = TIME_SUM + 3;

@@ -32,7 +32,7 @@ impl Counters {
         }
     }
 
-    fn add_slot(&mut self, slot: &[AtomicU64], shared: bool) {
+    fn add_slot(&mut self, slot: &[AtomicU64]) {
         if slot[word::REQUESTS].load(Relaxed) == 0 {
             return;
         }
@@ -46,8 +46,8 @@ impl Counters {
             *st += w(word::STATUS + c);
         }
         self.time_sum_ms += w(word::TIME_SUM);
-        let min = if shared { w(word::TIME_MIN).checked_sub(1) } else { Some(w(word::TIME_MIN)) };
-        if let Some(m) = min {
+        // Stored as min + 1; 0 while the slot's first sample is being written.
+        if let Some(m) = w(word::TIME_MIN).checked_sub(1) {
             self.time_min_ms = Some(self.time_min_ms.map_or(m, |cur| cur.min(m)));
         }
         self.time_max_ms = self.time_max_ms.max(w(word::TIME_MAX));
@@ -103,7 +103,7 @@ impl Zone {
                 let first = c * SLOTS_PER_CHUNK;
                 for key in first..(first + SLOTS_PER_CHUNK).min(entries.len()) {
                     if let Some(slot) = self.slot(shard, key) {
-                        entries[key].counters.add_slot(slot, shard == SHARED_SHARD);
+                        entries[key].counters.add_slot(slot);
                     }
                 }
             }

@@ -146,7 +146,7 @@ fn add_owned(slot: &[AtomicU64], s: &Sample, upstream: bool, bounds: &[u64]) {
         a.store(a.load(Relaxed).wrapping_add(d), Release);
     }
     let requests = slot[word::REQUESTS].load(Relaxed);
-    slot[word::REQUESTS].store(requests + 1, Relaxed);
+    slot[word::REQUESTS].store(requests.wrapping_add(1), Relaxed);
     if let Some(u) = s.upstream_ms {
         inc(&slot[word::UPSTREAM_COUNT], 1);
         inc(&slot[word::UPSTREAM_SUM], u);
@@ -155,8 +155,12 @@ fn add_owned(slot: &[AtomicU64], s: &Sample, upstream: bool, bounds: &[u64]) {
     inc(&slot[word::BYTES_OUT], s.bytes_out);
     inc(&slot[word::STATUS + status_class(s.status)], 1);
     inc(&slot[word::TIME_SUM], s.time_ms);
-    if requests == 0 || s.time_ms < slot[word::TIME_MIN].load(Relaxed) {
-        slot[word::TIME_MIN].store(s.time_ms, Release);
+    // TIME_MIN holds min + 1, so that 0 means "no sample yet" to a scrape that runs between
+    // the count's store and this one.
+    let min1 = s.time_ms.saturating_add(1);
+    let cur = slot[word::TIME_MIN].load(Relaxed);
+    if cur == 0 || min1 < cur {
+        slot[word::TIME_MIN].store(min1, Release);
     }
     if s.time_ms > slot[word::TIME_MAX].load(Relaxed) {
         slot[word::TIME_MAX].store(s.time_ms, Release);
@@ -184,10 +188,9 @@ fn add_shared(slot: &[AtomicU64], s: &Sample, upstream: bool, bounds: &[u64]) {
     slot[word::BYTES_OUT].fetch_add(s.bytes_out, Release);
     slot[word::STATUS + status_class(s.status)].fetch_add(1, Release);
     slot[word::TIME_SUM].fetch_add(s.time_ms, Release);
-    // TIME_MIN holds min+1 here so that zero means "none yet" without a first-sample race.
-    slot[word::TIME_MIN]
-        .fetch_update(Release, Relaxed, |m| (m == 0 || s.time_ms + 1 < m).then_some(s.time_ms + 1))
-        .ok();
+    // TIME_MIN holds min + 1 (0: no sample yet), as in the owner's add.
+    let min1 = s.time_ms.saturating_add(1);
+    slot[word::TIME_MIN].fetch_update(Release, Relaxed, |m| (m == 0 || min1 < m).then_some(min1)).ok();
     slot[word::TIME_MAX].fetch_max(s.time_ms, Release);
     if let Some(v) = s.observed_ms(upstream) {
         let b = bucket(v, bounds);
