@@ -77,7 +77,7 @@ pub struct Snapshot {
     pub size_bytes: usize,
     pub max_keys: usize,
     pub created_unix: u64,
-    /// Shards that have an owner now, and whether anyone wrote the shared shard.
+    /// Owned shards that have an owner now.
     pub owned_shards: usize,
 }
 
