@@ -1,7 +1,7 @@
 //! Upstream peers: naming, the per-attempt samples, and nginx's live view of each peer.
 use core::cell::RefCell;
-use core::hash::{BuildHasherDefault, Hasher};
-use std::collections::HashMap;
+
+use arrayvec::ArrayVec;
 
 use ngx::ffi::*;
 use ngx::http::{HttpModuleMainConf, NgxHttpUpstreamModule};
@@ -18,47 +18,46 @@ use crate::stats::{upstream_key, Kind, Recorded, Sample, OVERFLOW_UPSTREAM};
 pub const NOGROUPS: &[u8] = b"";
 /// An attempt nginx recorded without a peer (for example "no live upstreams"): shown as `::none`.
 const NO_PEER: &[u8] = b"";
-/// Peers this worker remembers the slot of; past this, it looks them up in the directory.
-const CACHE_MAX: usize = 4096;
+/// Entries of the per-worker peer cache (direct-mapped); a power of two.
+const CACHE_ENTRIES: usize = 256;
+/// Longest peer name the cache holds a copy of (`unix:` paths can be longer: those are looked
+/// up in the directory, lock-free, every time).
+const CACHE_NAME_MAX: usize = 64;
 
-/// FNV-1a: peer names are short and come from the configuration or the resolver.
 #[derive(Default)]
-pub struct Fnv(u64);
-impl Hasher for Fnv {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        let mut h = if self.0 == 0 {
-            0xcbf2_9ce4_8422_2325
-        } else {
-            self.0
-        };
-        for &b in bytes {
-            h = (h ^ b as u64).wrapping_mul(0x0100_0000_01b3);
-        }
-        self.0 = h;
-    }
+struct CacheEntry {
+    /// The group's bytes pointer: the `upstream` block's name lives in the configuration, so
+    /// its address identifies the group for the worker's life.
+    group: usize,
+    /// The peer name's address and a copy of its bytes: with an upstream `zone`, peers can be
+    /// freed and their memory reused for another name, so the bytes are compared too.
+    name_ptr: usize,
+    name: ArrayVec<u8, CACHE_NAME_MAX>,
+    slot: usize,
 }
 
-type FnvMap<K, V> = HashMap<K, V, BuildHasherDefault<Fnv>>;
-/// group -> peer -> slot.
-type GroupMap = FnvMap<Vec<u8>, FnvMap<Vec<u8>, usize>>;
-
-/// This worker's slots of (group, peer), so the request path does not hash into shared memory
-/// for peers it already knows.
-#[derive(Default)]
+/// This worker's slots of (group, peer), so that the request path finds a known peer with two
+/// pointer compares and a short memcmp instead of hashing its name into shared memory.
 pub struct PeerCache {
-    map: RefCell<GroupMap>,
-    len: core::cell::Cell<usize>,
+    entries: RefCell<Vec<CacheEntry>>,
+}
+
+impl Default for PeerCache {
+    fn default() -> Self {
+        PeerCache { entries: RefCell::new((0..CACHE_ENTRIES).map(|_| CacheEntry::default()).collect()) }
+    }
 }
 
 impl PeerCache {
     /// The slot of (group, peer), registering the peer if it is new; the overflow entry when
     /// the zone has no room (remembered too: keys are never freed, the zone stays full).
     fn slot(&self, w: &Worker, group: &[u8], peer: &[u8]) -> usize {
-        if let Some(&k) = self.map.borrow().get(group).and_then(|m| m.get(peer)) {
-            return k;
+        let (g, p) = (group.as_ptr() as usize, peer.as_ptr() as usize);
+        let i = ((g ^ p.rotate_left(17)).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 56) % CACHE_ENTRIES;
+        if let Some(e) = self.entries.borrow().get(i) {
+            if e.group == g && e.name_ptr == p && e.name.as_slice() == peer {
+                return e.slot;
+            }
         }
         let k = w.zone.key(&w.lock, Kind::UpstreamPeer, &upstream_key(group, peer));
         if k.is_none() && w.zone.raise_flag(flag::KEYS_FULL) {
@@ -70,9 +69,8 @@ impl PeerCache {
             );
         }
         let k = k.unwrap_or(OVERFLOW_UPSTREAM);
-        if self.len.get() < CACHE_MAX {
-            self.map.borrow_mut().entry(group.to_vec()).or_default().insert(peer.to_vec(), k);
-            self.len.set(self.len.get() + 1);
+        if let (Ok(name), Some(e)) = (ArrayVec::try_from(peer), self.entries.borrow_mut().get_mut(i)) {
+            *e = CacheEntry { group: g, name_ptr: p, name, slot: k };
         }
         k
     }
