@@ -100,15 +100,37 @@ pub struct PeerState {
 #[derive(Clone, Copy)]
 enum Value {
     Int(u64),
-    Float(f64),
+    /// Seconds, held as nanoseconds: written as an exact decimal without float formatting
+    /// (which was a tenth of a 10k-key scrape's cost).
+    Seconds(u128),
 }
 
 fn ms_to_s(ms: u64) -> Value {
-    Value::Float(ms as f64 / 1000.0)
+    Value::Seconds(ms as u128 * 1_000_000)
 }
 
+/// The average of `n` times summing to `sum_ms`, to the nanosecond.
 fn avg_s(sum_ms: u64, n: u64) -> Value {
-    Value::Float(if n == 0 { 0.0 } else { sum_ms as f64 / n as f64 / 1000.0 })
+    Value::Seconds(if n == 0 { 0 } else { sum_ms as u128 * 1_000_000 / n as u128 })
+}
+
+/// `ns` nanoseconds as decimal seconds: `0.0`, `0.25`, `1.000123`.
+fn push_seconds(out: &mut Vec<u8>, ns: u128) {
+    let (whole, frac) = (ns / 1_000_000_000, (ns % 1_000_000_000) as u64);
+    push_u64(out, whole.min(u64::MAX as u128) as u64);
+    out.push(b'.');
+    if frac == 0 {
+        out.push(b'0');
+        return;
+    }
+    let mut digits = [b'0'; 9];
+    let mut f = frac;
+    for d in digits.iter_mut().rev() {
+        *d = b'0' + (f % 10) as u8;
+        f /= 10;
+    }
+    let len = 9 - digits.iter().rev().take_while(|&&d| d == b'0').count();
+    out.extend_from_slice(&digits[..len]);
 }
 
 /// One label, `key="escaped value"`, rendered once and reused for every series of its row (a
@@ -180,9 +202,7 @@ impl Writer<'_> {
         self.out.push(b' ');
         match value {
             Value::Int(v) => push_u64(self.out, v),
-            Value::Float(v) => {
-                let _ = write!(self.out, "{v:?}");
-            }
+            Value::Seconds(ns) => push_seconds(self.out, ns),
         }
         self.out.push(b'\n');
     }
@@ -211,15 +231,31 @@ impl Writer<'_> {
     /// One histogram series: cumulative buckets, `+Inf` equal to `count`, `_sum`, `_count`.
     /// `les` are the rendered `le` labels of the finite bounds.
     fn histogram(&mut self, name: &str, row: &[&[u8]], les: &[Vec<u8>], per_bucket: &[u64], sum_ms: u64, count: u64) {
-        let mut labels: Vec<&[u8]> = row.to_vec();
+        // Every bucket line starts the same: `name_bucket{row labels,` written once per series.
+        let prefix_start = self.out.len();
+        self.out.extend_from_slice(name.as_bytes());
+        self.out.extend_from_slice(b"_bucket{");
+        for l in row {
+            self.out.extend_from_slice(l);
+            self.out.push(b',');
+        }
+        let prefix_end = self.out.len();
         let mut cumulative = 0u64;
         for (i, le) in les.iter().enumerate() {
             // The snapshot never has more in the buckets than in the count (see merge).
             cumulative += per_bucket.get(i).copied().unwrap_or(0);
-            labels.push(le);
-            self.sample(&[name, "_bucket"], &labels, Value::Int(cumulative));
-            labels.pop();
+            if i > 0 {
+                self.out.extend_from_within(prefix_start..prefix_end);
+            }
+            self.out.extend_from_slice(le);
+            self.out.extend_from_slice(b"} ");
+            push_u64(self.out, cumulative);
+            self.out.push(b'\n');
         }
+        if les.is_empty() {
+            self.out.truncate(prefix_start); // no finite bucket: only +Inf below
+        }
+        let mut labels: Vec<&[u8]> = row.to_vec();
         labels.push(b"le=\"+Inf\"");
         self.sample(&[name, "_bucket"], &labels, Value::Int(count));
         self.sample(&[name, "_sum"], row, ms_to_s(sum_ms));
@@ -282,8 +318,11 @@ fn server_zones(snapshot: &Snapshot) -> Vec<(Vec<u8>, &Counters)> {
 
 /// Renders the whole scrape.
 pub fn render(snapshot: &Snapshot, info: &Info, format: Format, out: &mut Vec<u8>) {
-    // About 2.3 KB per server zone and 3 KB per peer with the default buckets.
-    out.reserve(4096 + snapshot.entries.len() * 3072);
+    // About 2.3 KB per server zone and 3 KB per peer with the default buckets, unless the
+    // caller sized the buffer already (from its last scrape).
+    if out.capacity() == 0 {
+        out.reserve(4096 + snapshot.entries.len() * 3072);
+    }
     let mut w = Writer { out, format };
     let les: Vec<Vec<u8>> = info.buckets.iter().map(|b| label("le", format!("{b:?}").as_bytes())).collect();
 
@@ -474,6 +513,28 @@ fn render_upstreams(w: &mut Writer, snapshot: &Snapshot, peers: &[PeerState], le
 mod tests {
     #[allow(unused_imports)]
     use super::*;
+
+    #[test]
+    fn seconds_are_exact_decimals() {
+        let s = |ns: u128| {
+            let mut v = Vec::new();
+            push_seconds(&mut v, ns);
+            String::from_utf8(v).unwrap()
+        };
+        assert_eq!(s(0), "0.0");
+        assert_eq!(s(1_000_000), "0.001");
+        assert_eq!(s(250_000_000), "0.25");
+        assert_eq!(s(2_500_000_000), "2.5");
+        assert_eq!(s(10_000_000_000), "10.0");
+        assert_eq!(s(122_866_894), "0.122866894");
+        assert_eq!(s(1), "0.000000001");
+        let avg = |sum, n| match avg_s(sum, n) {
+            Value::Seconds(ns) => s(ns),
+            Value::Int(_) => unreachable!(),
+        };
+        assert_eq!(avg(36, 293), "0.000122866");
+        assert_eq!(avg(0, 0), "0.0");
+    }
 
     #[test]
     fn negotiation() {
