@@ -19,12 +19,18 @@ fn server_name(cscf: &ngx_http_core_srv_conf_t) -> &[u8] {
     }
 }
 
-/// Resolves (registering if needed) a server block's key into this worker's cache.
-unsafe fn resolve(w: &Worker, cscf: &ngx_http_core_srv_conf_t, scf: &SrvConf) -> usize {
-    let key = scf.key.get();
-    if key != UNRESOLVED {
-        return key;
+/// A server block's key, from this worker's cache (filled at worker start).
+#[inline]
+fn resolve(w: &Worker, cscf: &ngx_http_core_srv_conf_t, scf: &SrvConf) -> usize {
+    match scf.key.get() {
+        UNRESOLVED => register(w, cscf, scf),
+        key => key,
     }
+}
+
+/// Looks up or registers a server block's key, and caches it in the worker's server conf.
+#[cold]
+fn register(w: &Worker, cscf: &ngx_http_core_srv_conf_t, scf: &SrvConf) -> usize {
     match w.zone.key(&w.lock, Kind::Server, server_name(cscf)) {
         Some(k) => {
             scf.key.set(k);
@@ -59,7 +65,7 @@ pub unsafe fn resolve_servers(cycle: *mut ngx_cycle_t) {
         for &cscf in servers {
             let cscf = &*cscf;
             if let Some(scf) = Module::server_conf(&*cscf.ctx) {
-                resolve(w, cscf, scf);
+                register(w, cscf, scf);
             }
         }
     }
@@ -86,7 +92,7 @@ unsafe fn record(r: *mut ngx_http_request_t) {
     let (Some(cscf), Some(scf)) = (NgxHttpCoreModule::server_conf(r), Module::server_conf(r)) else {
         return;
     };
-    let key = unsafe { resolve(w, cscf, scf) };
+    let key = resolve(w, cscf, scf);
     let sample = unsafe { sample(r) };
     if w.upstream_stats && !r.upstream_states.is_null() {
         unsafe { super::upstream::record(w, r, sample.time_ms) };
