@@ -16,7 +16,8 @@ fn main() {
     // upstream zone module.
     println!("cargo::rustc-check-cfg=cfg(ngx_vts_stat_stub)");
     println!("cargo::rustc-check-cfg=cfg(ngx_vts_upstream_zone)");
-    let auto_config = fs::read_to_string(PathBuf::from(&build_dir).join("ngx_auto_config.h")).unwrap_or_default();
+    let auto_config =
+        fs::read_to_string(PathBuf::from(&build_dir).join("ngx_auto_config.h")).unwrap_or_default();
     if auto_config.contains("#define NGX_STAT_STUB  1") || auto_config.contains("#define NGX_STAT_STUB 1") {
         println!("cargo::rustc-cfg=ngx_vts_stat_stub");
     }

@@ -69,9 +69,7 @@ fn family_allows(family: &str, ty: &str, sample: &str, om: bool) -> bool {
 
 /// Parses one sample line: `name{l="v",...} value`.
 fn parse_sample(line: &str) -> Result<(String, Labels, f64), String> {
-    let name_end = line
-        .find(|c: char| c == '{' || c == ' ')
-        .ok_or_else(|| "no value".to_string())?;
+    let name_end = line.find(['{', ' ']).ok_or_else(|| "no value".to_string())?;
     let name = &line[..name_end];
     if !metric_name_ok(name) {
         return Err(format!("bad metric name {name:?}"));

@@ -416,7 +416,9 @@ fn problems(text: &str, om: bool) -> (Vec<String>, BTreeMap<(String, Labels), Hi
     }
     for (key, h) in &hists {
         let b = &h.buckets;
-        if b.windows(2).any(|w| !(w[0].0 < w[1].0)) {
+        if b.windows(2)
+            .any(|w| w[0].0.partial_cmp(&w[1].0) != Some(std::cmp::Ordering::Less))
+        {
             p.push(format!("{:?}: le not ascending: {:?}", key, b));
         }
         if b.windows(2).any(|w| w[0].1 > w[1].1) {

@@ -35,7 +35,10 @@ server {{
 }
 
 fn total(m: &Metrics) -> u64 {
-    m.find("nginx_vts_server_requests_total", &[]).iter().map(|(_, v)| *v as u64).sum()
+    m.find("nginx_vts_server_requests_total", &[])
+        .iter()
+        .map(|(_, v)| *v as u64)
+        .sum()
 }
 
 /// Clients that send requests until stopped, counting the complete responses they received.
@@ -69,7 +72,12 @@ impl Load {
                 })
             })
             .collect();
-        Load { stop, ok, failed, threads }
+        Load {
+            stop,
+            ok,
+            failed,
+            threads,
+        }
     }
 
     fn received(&self) -> u64 {
@@ -82,19 +90,28 @@ impl Load {
         for t in self.threads {
             t.join().expect("client thread");
         }
-        (self.ok.load(Ordering::Relaxed), self.failed.load(Ordering::Relaxed))
+        (
+            self.ok.load(Ordering::Relaxed),
+            self.failed.load(Ordering::Relaxed),
+        )
     }
 }
 
 fn wait_for_traffic(load: &Load, at_least: u64) {
-    poll(Duration::from_secs(10), || (load.received() >= at_least).then_some(()))
-        .expect("the clients made no progress");
+    poll(Duration::from_secs(10), || {
+        (load.received() >= at_least).then_some(())
+    })
+    .expect("the clients made no progress");
 }
 
 /// The settled total equals `want` exactly (polled: the log phase runs after the response).
 fn assert_total(ng: &Nginx, want: u64, what: &str) {
     let m = ng.scrape_until(|m| total(m) == want);
-    assert_eq!(total(&m), want, "{what}: merged total vs responses the clients received");
+    assert_eq!(
+        total(&m),
+        want,
+        "{what}: merged total vs responses the clients received"
+    );
 }
 
 #[test]
@@ -117,7 +134,11 @@ fn concurrent_clients_are_counted_exactly() {
     }
     let m = ng.scrape_until(|m| total(m) == 8 * per_thread);
     for z in ZONES {
-        assert_eq!(m.value("nginx_vts_server_requests_total", &[("zone", z)]), (4 * per_thread) as f64, "{z}");
+        assert_eq!(
+            m.value("nginx_vts_server_requests_total", &[("zone", z)]),
+            (4 * per_thread) as f64,
+            "{z}"
+        );
     }
     assert_eq!(total(&m), 8 * per_thread);
 }
@@ -154,7 +175,10 @@ fn worker_count_changes_on_reload_under_load() {
     assert_total(&ng, received, "worker_processes 2 -> 4 -> 1 -> 3");
     // Every worker that ever ran wrote its own shard; none of them was lost.
     let log = ng.error_log();
-    assert!(!log.contains("[alert]") && !log.contains("[emerg]"), "error log:\n{log}");
+    assert!(
+        !log.contains("[alert]") && !log.contains("[emerg]"),
+        "error log:\n{log}"
+    );
 }
 
 #[test]
@@ -166,9 +190,16 @@ fn a_killed_worker_loses_nothing_counted_and_its_successor_counts() {
 
     let victim = ng.worker_pids()[0];
     let before = total(&ng.scrape());
-    let _ = Command::new("kill").arg("-KILL").arg(victim.to_string()).stderr(Stdio::null()).status();
+    let _ = Command::new("kill")
+        .arg("-KILL")
+        .arg(victim.to_string())
+        .stderr(Stdio::null())
+        .status();
     let after = total(&ng.scrape());
-    assert!(after >= before, "counts went down across the kill: {before} -> {after}");
+    assert!(
+        after >= before,
+        "counts went down across the kill: {before} -> {after}"
+    );
 
     // nginx respawns the worker; the clients keep going.
     poll(Duration::from_secs(10), || {
@@ -189,7 +220,10 @@ fn a_killed_worker_loses_nothing_counted_and_its_successor_counts() {
         counted.abs_diff(received) <= concurrency as u64,
         "counted {counted}, clients received {received}, concurrency {concurrency}"
     );
-    assert!(counted >= after, "counts went down after the kill: {after} -> {counted}");
+    assert!(
+        counted >= after,
+        "counts went down after the kill: {after} -> {counted}"
+    );
 
     // From here on, exact again.
     let n = 200;
@@ -227,9 +261,18 @@ fn a_full_zone_keeps_serving_and_counts_in_the_overflow_entry() {
         }
     }
     let m = ng.scrape_until(|m| total(m) == sent);
-    assert_eq!(total(&m), sent, "zones plus overflow must account for every request");
-    let overflow = m.get("nginx_vts_server_requests_total", &[("zone", "::overflow")]).unwrap_or(0.0);
-    assert!(overflow > 0.0, "a 64k zone cannot hold {servers} keys: the overflow entry must show them");
+    assert_eq!(
+        total(&m),
+        sent,
+        "zones plus overflow must account for every request"
+    );
+    let overflow = m
+        .get("nginx_vts_server_requests_total", &[("zone", "::overflow")])
+        .unwrap_or(0.0);
+    assert!(
+        overflow > 0.0,
+        "a 64k zone cannot hold {servers} keys: the overflow entry must show them"
+    );
     let named = m.label_values("nginx_vts_server_requests_total", "zone").len();
     assert!(named > 10 && named < servers, "{named} zones listed");
     // A zone that has its own slot counts exactly its requests.
@@ -240,8 +283,15 @@ fn a_full_zone_keeps_serving_and_counts_in_the_overflow_entry() {
     let free = m.value("nginx_vts_shm_bytes", &[("shm", "main"), ("state", "free")]);
     assert!(size > 0.0 && free < size / 4.0, "size {size}, free {free}");
     let log = ng.error_log();
-    assert!(log.contains("[warn]") && log.contains("vts_zone is full"), "no warning in:\n{log}");
+    assert!(
+        log.contains("[warn]") && log.contains("vts_zone is full"),
+        "no warning in:\n{log}"
+    );
     // Once per cause (no directory entry left; no memory left for a chunk), not per request.
     let warnings: Vec<&str> = log.lines().filter(|l| l.contains("vts_zone is full")).collect();
-    assert!(warnings.len() <= 2, "the warning is logged once per cause:\n{}", warnings.join("\n"));
+    assert!(
+        warnings.len() <= 2,
+        "the warning is logged once per cause:\n{}",
+        warnings.join("\n")
+    );
 }

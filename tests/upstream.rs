@@ -109,7 +109,12 @@ fn send(port: u16, reqs: &[(String, u16)], threads: usize) {
 
 fn reqs(prefix: &str, n: usize, status: u16) -> Vec<(String, u16)> {
     (0..n)
-        .map(|i| (format!("/{}/{}?pad={}", prefix, i, "x".repeat(i * 7 % 53)), status))
+        .map(|i| {
+            (
+                format!("/{}/{}?pad={}", prefix, i, "x".repeat(i * 7 % 53)),
+                status,
+            )
+        })
         .collect()
 }
 
@@ -178,13 +183,7 @@ fn wait_logged(nginx: &Nginx, n: usize) -> Vec<Logged> {
         let l = logged(nginx);
         (l.len() >= n).then_some(l)
     });
-    let l = got.unwrap_or_else(|| {
-        panic!(
-            "access log has {} of {} requests",
-            logged(nginx).len(),
-            n
-        )
-    });
+    let l = got.unwrap_or_else(|| panic!("access log has {} of {} requests", logged(nginx).len(), n));
     assert_eq!(l.len(), n, "requests in the access log");
     l
 }
@@ -217,12 +216,7 @@ fn expected_from(log: &[Logged], group_of: impl Fn(&str) -> &'static str) -> Exp
         for a in &l.attempts {
             let t = exp.entry(key(group_of(&l.uri), &a.peer)).or_default();
             t.attempts += 1;
-            assert!(
-                (100..600).contains(&a.status),
-                "status {} in {:?}",
-                a.status,
-                l
-            );
+            assert!((100..600).contains(&a.status), "status {} in {:?}", a.status, l);
             t.classes[(a.status / 100 - 1) as usize] += 1;
             t.bytes_out += a.sent;
             t.bytes_in += a.received;
@@ -362,7 +356,14 @@ fn check_row_shapes(m: &Metrics) {
             .map(|(l, v)| (parse_le(label(l, "le")), v))
             .collect();
         buckets.sort_by(|a, b| a.0.partial_cmp(&b.0).unwrap());
-        assert_eq!(buckets.len(), BUCKETS_WITH_INF, "{} {}: buckets {:?}", g, s, buckets);
+        assert_eq!(
+            buckets.len(),
+            BUCKETS_WITH_INF,
+            "{} {}: buckets {:?}",
+            g,
+            s,
+            buckets
+        );
         assert!(buckets.last().unwrap().0.is_infinite());
         assert!(
             buckets.windows(2).all(|w| w[0].1 <= w[1].1),
@@ -478,10 +479,7 @@ fn round_robin_counts_every_attempt_per_peer_and_lists_all_peers_from_the_start(
             let (path, status) = match i % 5 {
                 3 => (format!("/{}/missing/{}", group, i), 404),
                 4 => (format!("/{}/moved/{}", group, i), 301),
-                _ => (
-                    format!("/{}/{}?pad={}", group, i, "x".repeat(i * 11 % 71)),
-                    200,
-                ),
+                _ => (format!("/{}/{}?pad={}", group, i, "x".repeat(i * 11 % 71)), 200),
             };
             client_classes.entry(group).or_default()[(status / 100 - 1) as usize] += 1;
             traffic.push((path, status));
@@ -524,8 +522,8 @@ fn round_robin_counts_every_attempt_per_peer_and_lists_all_peers_from_the_start(
         let mut sum = [0u64; 5];
         for s in [&a, &b] {
             let o = observed(&m, group, s).unwrap();
-            for i in 0..5 {
-                sum[i] += o.classes[i];
+            for (total, n) in sum.iter_mut().zip(o.classes) {
+                *total += n;
             }
         }
         assert_eq!(&sum, classes, "status classes of group {}", group);
@@ -566,10 +564,7 @@ fn a_500_from_the_peer_is_passed_through_and_counted_as_5xx() {
 
     let log = wait_logged(&nginx, n);
     let exp = expected_from(&log, |_| "u500");
-    assert_eq!(
-        exp.keys().cloned().collect::<Vec<_>>(),
-        vec![key("u500", &a)]
-    );
+    assert_eq!(exp.keys().cloned().collect::<Vec<_>>(), vec![key("u500", &a)]);
     let t = exp[&key("u500", &a)];
     assert_eq!((t.attempts, t.classes), (n as u64, [0, 0, 0, 0, n as u64]));
 
@@ -714,7 +709,11 @@ fn proxy_next_upstream_http_500_counts_one_attempt_for_each_peer() {
     let mut retried = BTreeMap::<&str, u64>::new();
     for l in &log {
         let peers: Vec<(&str, u16)> = l.attempts.iter().map(|a| (a.peer.as_str(), a.status)).collect();
-        let g = if l.uri.starts_with("/retry/") { "retry" } else { "retry_once" };
+        let g = if l.uri.starts_with("/retry/") {
+            "retry"
+        } else {
+            "retry_once"
+        };
         if peers == [(bad.as_str(), 500), (good.as_str(), 200)] {
             *retried.entry(g).or_default() += 1;
         } else {
@@ -736,8 +735,18 @@ fn proxy_next_upstream_http_500_counts_one_attempt_for_each_peer() {
     for (g, bad_attempts) in [("retry", n as u64 / 2), ("retry_once", 1)] {
         let tb = exp[&key(g, &bad)];
         let tg = exp[&key(g, &good)];
-        assert_eq!((tb.attempts, tb.classes), (bad_attempts, [0, 0, 0, 0, bad_attempts]), "{}", g);
-        assert_eq!((tg.attempts, tg.classes), (n as u64, [0, n as u64, 0, 0, 0]), "{}", g);
+        assert_eq!(
+            (tb.attempts, tb.classes),
+            (bad_attempts, [0, 0, 0, 0, bad_attempts]),
+            "{}",
+            g
+        );
+        assert_eq!(
+            (tg.attempts, tg.classes),
+            (n as u64, [0, n as u64, 0, 0, 0]),
+            "{}",
+            g
+        );
     }
 
     let m = assert_peers(&nginx, &exp);
@@ -869,7 +878,9 @@ fn proxy_pass_without_upstream_block_counts_under_nogroups() {
     let log = wait_logged(&nginx, 15);
     let exp = expected_from(&log, |_| NOGROUPS);
     assert_eq!(
-        exp.iter().map(|((g, s), t)| (g.as_str(), s.as_str(), t.attempts)).collect::<Vec<_>>(),
+        exp.iter()
+            .map(|((g, s), t)| (g.as_str(), s.as_str(), t.attempts))
+            .collect::<Vec<_>>(),
         {
             let mut v = vec![(NOGROUPS, lit.as_str(), 10), (NOGROUPS, var.as_str(), 5)];
             v.sort();
@@ -889,8 +900,16 @@ fn proxy_pass_without_upstream_block_counts_under_nogroups() {
     let tv = exp[&key(NOGROUPS, &var)];
     let (rl, il, ol, _) = zone(&m, "be_lit");
     let (rv, iv, ov, _) = zone(&m, "be_var");
-    assert_eq!((rl, il, ol), (tl.attempts, tl.bytes_out, tl.bytes_in), "be_lit vs peer");
-    assert_eq!((rv, iv, ov), (tv.attempts, tv.bytes_out, tv.bytes_in), "be_var vs peer");
+    assert_eq!(
+        (rl, il, ol),
+        (tl.attempts, tl.bytes_out, tl.bytes_in),
+        "be_lit vs peer"
+    );
+    assert_eq!(
+        (rv, iv, ov),
+        (tv.attempts, tv.bytes_out, tv.bytes_in),
+        "be_var vs peer"
+    );
     check_row_shapes(&m);
 }
 
@@ -929,7 +948,11 @@ fn upstream_stats_off_writes_no_upstream_family() {
         "upstream output with vts_upstream_stats off:\n{}",
         text
     );
-    assert!(text.contains("nginx_vts_server_requests_total{zone=\"be_a\"} 10"), "{}", text);
+    assert!(
+        text.contains("nginx_vts_server_requests_total{zone=\"be_a\"} 10"),
+        "{}",
+        text
+    );
 }
 
 /// A directory of static files for the bytes test, removed on drop.
@@ -941,11 +964,8 @@ impl Files {
             .duration_since(UNIX_EPOCH)
             .unwrap()
             .subsec_nanos();
-        let dir = std::env::temp_dir().join(format!(
-            "ngx_vts-upstream-files-{}-{}",
-            std::process::id(),
-            nanos
-        ));
+        let dir =
+            std::env::temp_dir().join(format!("ngx_vts-upstream-files-{}-{}", std::process::id(), nanos));
         fs::create_dir_all(&dir).expect("create files dir");
         for (name, len) in [("f0", 0usize), ("f1", 1), ("mid", 40_000), ("big", 300_000)] {
             let body: Vec<u8> = (0..len).map(|i| b'a' + (i % 26) as u8).collect();
@@ -1031,11 +1051,7 @@ fn upstream_bytes_equal_what_the_backend_received_and_sent() {
         }
         let (req, zin, zout, _) = zone(&m, z);
         assert_eq!(att, req, "attempts to {} vs requests of zone {}", s, z);
-        assert_eq!(
-            out, zin,
-            "upstream bytes out to {} vs bytes in of zone {}",
-            s, z
-        );
+        assert_eq!(out, zin, "upstream bytes out to {} vs bytes in of zone {}", s, z);
         assert_eq!(
             inn, zout,
             "upstream bytes in from {} vs bytes out of zone {}",
@@ -1118,7 +1134,9 @@ fn upstream_output_is_promtool_clean() {
         assert_eq!(text.matches(&type_line).count(), 1, "{}", type_line);
         let first_sample = text
             .lines()
-            .position(|l| l.starts_with(&format!("{}{{", family)) || l.starts_with(&format!("{}_bucket{{", family)))
+            .position(|l| {
+                l.starts_with(&format!("{}{{", family)) || l.starts_with(&format!("{}_bucket{{", family))
+            })
             .unwrap_or_else(|| panic!("no sample of {}", family));
         let type_at = text.lines().position(|l| l.starts_with(&type_line)).unwrap();
         assert!(type_at < first_sample, "{}: TYPE after samples", family);
@@ -1133,17 +1151,17 @@ fn upstream_output_is_promtool_clean() {
         "{:?}",
         attempts_in(&m, "pool")
     );
-    assert!(all.contains(&key(NOGROUPS, &a)) && all.contains(&key(NOGROUPS, &b)), "{:?}", all);
+    assert!(
+        all.contains(&key(NOGROUPS, &a)) && all.contains(&key(NOGROUPS, &b)),
+        "{:?}",
+        all
+    );
     assert_eq!(gauge(&m, "weight", "pool", &a), 2.0);
     assert_eq!(gauge(&m, "max_fails", "pool", &b), 3.0);
     assert_eq!(gauge(&m, "fail_timeout_seconds", "pool", &b), 5.0);
     assert_eq!(gauge(&m, "backup", "pool", &c), 1.0);
     // Gauges: one per configured peer (every row but the variable proxy_pass), nothing else.
-    let configured: BTreeSet<Key> = all
-        .iter()
-        .filter(|k| **k != key(NOGROUPS, &b))
-        .cloned()
-        .collect();
+    let configured: BTreeSet<Key> = all.iter().filter(|k| **k != key(NOGROUPS, &b)).cloned().collect();
     for (family, _) in &UPSTREAM_FAMILIES[5..10] {
         let gauge_rows: BTreeSet<Key> = m
             .find(family, &[])

@@ -24,7 +24,13 @@ fn connections() -> Option<Connections> {
     // SAFETY: with NGX_STAT_STUB these point into shared memory nginx set up before the
     // workers started; reading an ngx_atomic_t is a plain load.
     unsafe {
-        let rd = |p: *mut ngx_atomic_t| if p.is_null() { 0 } else { core::ptr::read_volatile(p) as u64 };
+        let rd = |p: *mut ngx_atomic_t| {
+            if p.is_null() {
+                0
+            } else {
+                core::ptr::read_volatile(p) as u64
+            }
+        };
         if ngx_stat_active.is_null() {
             return None;
         }

@@ -44,7 +44,9 @@ pub struct PeerCache {
 
 impl Default for PeerCache {
     fn default() -> Self {
-        PeerCache { entries: RefCell::new((0..CACHE_ENTRIES).map(|_| CacheEntry::default()).collect()) }
+        PeerCache {
+            entries: RefCell::new((0..CACHE_ENTRIES).map(|_| CacheEntry::default()).collect()),
+        }
     }
 }
 
@@ -59,7 +61,9 @@ impl PeerCache {
                 return e.slot;
             }
         }
-        let k = w.zone.key(&w.lock, Kind::UpstreamPeer, &upstream_key(group, peer));
+        let k = w
+            .zone
+            .key(&w.lock, Kind::UpstreamPeer, &upstream_key(group, peer));
         if k.is_none() && w.zone.raise_flag(flag::KEYS_FULL) {
             ngx_log_error!(
                 NGX_LOG_WARN,
@@ -70,7 +74,12 @@ impl PeerCache {
         }
         let k = k.unwrap_or(OVERFLOW_UPSTREAM);
         if let (Ok(name), Some(e)) = (ArrayVec::try_from(peer), self.entries.borrow_mut().get_mut(i)) {
-            *e = CacheEntry { group: g, name_ptr: p, name, slot: k };
+            *e = CacheEntry {
+                group: g,
+                name_ptr: p,
+                name,
+                slot: k,
+            };
         }
         k
     }

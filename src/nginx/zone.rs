@@ -172,7 +172,8 @@ pub unsafe extern "C" fn init_process(cycle: *mut ngx_cycle_t) -> ngx_int_t {
     unsafe {
         // Cache manager and loader processes run init_process too; they serve no request and
         // must not hold a shard.
-        if ngx_process != NGX_PROCESS_WORKER as ngx_uint_t && ngx_process != NGX_PROCESS_SINGLE as ngx_uint_t {
+        if ngx_process != NGX_PROCESS_WORKER as ngx_uint_t && ngx_process != NGX_PROCESS_SINGLE as ngx_uint_t
+        {
             return NGX_OK as ngx_int_t;
         }
         let Some(mcf) = Module::main_conf(&*cycle) else {

@@ -26,7 +26,10 @@ pub fn label_value(out: &mut Vec<u8>, name: &[u8]) {
         out.extend_from_slice(REPLACEMENT.as_bytes());
     }
     // The common case, a plain ASCII name with nothing to escape, is one copy.
-    if name.iter().all(|&b| b.is_ascii() && b != b'\\' && b != b'"' && b != b'\n') {
+    if name
+        .iter()
+        .all(|&b| b.is_ascii() && b != b'\\' && b != b'"' && b != b'\n')
+    {
         out.extend_from_slice(name);
         return;
     }

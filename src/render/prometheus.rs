@@ -111,7 +111,11 @@ fn ms_to_s(ms: u64) -> Value {
 
 /// The average of `n` times summing to `sum_ms`, to the nanosecond.
 fn avg_s(sum_ms: u64, n: u64) -> Value {
-    Value::Seconds(if n == 0 { 0 } else { sum_ms as u128 * 1_000_000 / n as u128 })
+    Value::Seconds(if n == 0 {
+        0
+    } else {
+        sum_ms as u128 * 1_000_000 / n as u128
+    })
 }
 
 /// `ns` nanoseconds as decimal seconds: `0.0`, `0.25`, `1.000123`.
@@ -230,7 +234,15 @@ impl Writer<'_> {
 
     /// One histogram series: cumulative buckets, `+Inf` equal to `count`, `_sum`, `_count`.
     /// `les` are the rendered `le` labels of the finite bounds.
-    fn histogram(&mut self, name: &str, row: &[&[u8]], les: &[Vec<u8>], per_bucket: &[u64], sum_ms: u64, count: u64) {
+    fn histogram(
+        &mut self,
+        name: &str,
+        row: &[&[u8]],
+        les: &[Vec<u8>],
+        per_bucket: &[u64],
+        sum_ms: u64,
+        count: u64,
+    ) {
         // Every bucket line starts the same: `name_bucket{row labels,` written once per series.
         let prefix_start = self.out.len();
         self.out.extend_from_slice(name.as_bytes());
@@ -308,8 +320,10 @@ impl Name<'_> {
 /// Server zones to show, rendered: every configured zone, and the overflow entry once it holds
 /// something.
 fn server_zones(snapshot: &Snapshot) -> Vec<(Vec<u8>, &Counters)> {
-    let mut v: Vec<(Vec<u8>, &Counters)> =
-        sorted(snapshot, Kind::Server).into_iter().map(|e| (label("zone", &e.name), &e.counters)).collect();
+    let mut v: Vec<(Vec<u8>, &Counters)> = sorted(snapshot, Kind::Server)
+        .into_iter()
+        .map(|e| (label("zone", &e.name), &e.counters))
+        .collect();
     if let Some(o) = overflow(snapshot, b"server") {
         v.push((Name::Reserved("::overflow").label("zone"), o));
     }
@@ -324,7 +338,11 @@ pub fn render(snapshot: &Snapshot, info: &Info, format: Format, out: &mut Vec<u8
         out.reserve(4096 + snapshot.entries.len() * 3072);
     }
     let mut w = Writer { out, format };
-    let les: Vec<Vec<u8>> = info.buckets.iter().map(|b| label("le", format!("{b:?}").as_bytes())).collect();
+    let les: Vec<Vec<u8>> = info
+        .buckets
+        .iter()
+        .map(|b| label("le", format!("{b:?}").as_bytes()))
+        .collect();
 
     w.family("nginx_vts_info", "gauge", "Nginx VTS module information");
     let info_labels = [
@@ -334,8 +352,16 @@ pub fn render(snapshot: &Snapshot, info: &Info, format: Format, out: &mut Vec<u8
     ];
     let info_refs: Vec<&[u8]> = info_labels.iter().map(Vec::as_slice).collect();
     w.sample(&["nginx_vts_info"], &info_refs, Value::Int(1));
-    w.family("nginx_vts_start_time_seconds", "gauge", "Unix time the statistics zone was created");
-    w.sample(&["nginx_vts_start_time_seconds"], &[], Value::Int(snapshot.created_unix));
+    w.family(
+        "nginx_vts_start_time_seconds",
+        "gauge",
+        "Unix time the statistics zone was created",
+    );
+    w.sample(
+        &["nginx_vts_start_time_seconds"],
+        &[],
+        Value::Int(snapshot.created_unix),
+    );
 
     if let Some(c) = info.connections {
         w.family("nginx_vts_connections", "gauge", "Current nginx connections");
@@ -349,16 +375,27 @@ pub fn render(snapshot: &Snapshot, info: &Info, format: Format, out: &mut Vec<u8
         }
         // OpenMetrics would name this counter family `nginx_vts_connections`, the gauge's name:
         // there it is exposed as `unknown` under its full name instead.
-        let kind = if format == Format::Text { "counter" } else { "unknown" };
+        let kind = if format == Format::Text {
+            "counter"
+        } else {
+            "unknown"
+        };
         w.family("nginx_vts_connections_total", kind, "Total nginx connections");
-        for (state, v) in [(&b"state=\"accepted\""[..], c.accepted), (b"state=\"handled\"", c.handled)] {
+        for (state, v) in [
+            (&b"state=\"accepted\""[..], c.accepted),
+            (b"state=\"handled\"", c.handled),
+        ] {
             w.sample(&["nginx_vts_connections_total"], &[state], Value::Int(v));
         }
     }
 
     let shm = label("shm", info.shm_name);
     let free = snapshot.size_bytes.saturating_sub(snapshot.used_bytes);
-    w.family("nginx_vts_shm_bytes", "gauge", "Statistics zone size, bytes in use and free");
+    w.family(
+        "nginx_vts_shm_bytes",
+        "gauge",
+        "Statistics zone size, bytes in use and free",
+    );
     for (state, v) in [
         (&b"state=\"size\""[..], snapshot.size_bytes),
         (b"state=\"used\"", snapshot.used_bytes),
@@ -366,26 +403,57 @@ pub fn render(snapshot: &Snapshot, info: &Info, format: Format, out: &mut Vec<u8
     ] {
         w.sample(&["nginx_vts_shm_bytes"], &[&shm, state], Value::Int(v as u64));
     }
-    w.family("nginx_vts_shm_keys", "gauge", "Keys in the statistics zone's directory, and its capacity");
-    for (state, v) in [(&b"state=\"used\""[..], snapshot.entries.len()), (b"state=\"max\"", snapshot.max_keys)] {
+    w.family(
+        "nginx_vts_shm_keys",
+        "gauge",
+        "Keys in the statistics zone's directory, and its capacity",
+    );
+    for (state, v) in [
+        (&b"state=\"used\""[..], snapshot.entries.len()),
+        (b"state=\"max\"", snapshot.max_keys),
+    ] {
         w.sample(&["nginx_vts_shm_keys"], &[&shm, state], Value::Int(v as u64));
     }
 
     let zones = server_zones(snapshot);
-    w.family("nginx_vts_server_requests_total", "counter", "Total number of requests");
+    w.family(
+        "nginx_vts_server_requests_total",
+        "counter",
+        "Total number of requests",
+    );
     for (z, c) in &zones {
         w.sample(&["nginx_vts_server_requests_total"], &[z], Value::Int(c.requests));
     }
-    w.family("nginx_vts_server_bytes_total", "counter", "Total bytes transferred");
+    w.family(
+        "nginx_vts_server_bytes_total",
+        "counter",
+        "Total bytes transferred",
+    );
     for (z, c) in &zones {
-        w.sample(&["nginx_vts_server_bytes_total"], &[z, b"direction=\"in\""], Value::Int(c.bytes_in));
-        w.sample(&["nginx_vts_server_bytes_total"], &[z, b"direction=\"out\""], Value::Int(c.bytes_out));
+        w.sample(
+            &["nginx_vts_server_bytes_total"],
+            &[z, b"direction=\"in\""],
+            Value::Int(c.bytes_in),
+        );
+        w.sample(
+            &["nginx_vts_server_bytes_total"],
+            &[z, b"direction=\"out\""],
+            Value::Int(c.bytes_out),
+        );
     }
-    w.family("nginx_vts_server_responses_total", "counter", "Total responses by status code");
+    w.family(
+        "nginx_vts_server_responses_total",
+        "counter",
+        "Total responses by status code",
+    );
     for (z, c) in &zones {
         w.statuses("nginx_vts_server_responses_total", &[z], c);
     }
-    w.family("nginx_vts_server_request_seconds", "gauge", "Request processing time");
+    w.family(
+        "nginx_vts_server_request_seconds",
+        "gauge",
+        "Request processing time",
+    );
     for (z, c) in &zones {
         let name = ["nginx_vts_server_request_seconds"];
         w.sample(&name, &[z, b"type=\"avg\""], avg_s(c.time_sum_ms, c.requests));
@@ -414,9 +482,15 @@ struct PeerRow<'a> {
     state: Option<&'a PeerState>,
 }
 
-fn peer_rows<'a>(snapshot: &'a Snapshot, peers: &'a [PeerState]) -> BTreeMap<(Name<'a>, Name<'a>), PeerRow<'a>> {
+fn peer_rows<'a>(
+    snapshot: &'a Snapshot,
+    peers: &'a [PeerState],
+) -> BTreeMap<(Name<'a>, Name<'a>), PeerRow<'a>> {
     let key = |group: &'a [u8], server: &'a [u8]| {
-        (Name::or_reserved(group, "::nogroups"), Name::or_reserved(server, "::none"))
+        (
+            Name::or_reserved(group, "::nogroups"),
+            Name::or_reserved(server, "::none"),
+        )
     };
     let mut rows: BTreeMap<(Name, Name), PeerRow> = BTreeMap::new();
     for p in peers {
@@ -471,32 +545,81 @@ fn render_upstreams(w: &mut Writer, snapshot: &Snapshot, peers: &[PeerState], le
     let zero = Counters::new(les.len());
     let rows: Vec<PeerLine> = peer_rows(snapshot, peers)
         .into_iter()
-        .map(|((g, s), r)| ([g.label("upstream"), s.label("server")], r.counters.unwrap_or(&zero), r.state))
+        .map(|((g, s), r)| {
+            (
+                [g.label("upstream"), s.label("server")],
+                r.counters.unwrap_or(&zero),
+                r.state,
+            )
+        })
         .collect();
 
-    w.family("nginx_vts_upstream_requests_total", "counter", "Total upstream requests");
+    w.family(
+        "nginx_vts_upstream_requests_total",
+        "counter",
+        "Total upstream requests",
+    );
     for ([g, s], c, _) in &rows {
-        w.sample(&["nginx_vts_upstream_requests_total"], &[g, s], Value::Int(c.requests));
+        w.sample(
+            &["nginx_vts_upstream_requests_total"],
+            &[g, s],
+            Value::Int(c.requests),
+        );
     }
-    w.family("nginx_vts_upstream_bytes_total", "counter", "Total bytes transferred to/from upstream");
+    w.family(
+        "nginx_vts_upstream_bytes_total",
+        "counter",
+        "Total bytes transferred to/from upstream",
+    );
     for ([g, s], c, _) in &rows {
-        w.sample(&["nginx_vts_upstream_bytes_total"], &[g, s, b"direction=\"in\""], Value::Int(c.bytes_in));
-        w.sample(&["nginx_vts_upstream_bytes_total"], &[g, s, b"direction=\"out\""], Value::Int(c.bytes_out));
+        w.sample(
+            &["nginx_vts_upstream_bytes_total"],
+            &[g, s, b"direction=\"in\""],
+            Value::Int(c.bytes_in),
+        );
+        w.sample(
+            &["nginx_vts_upstream_bytes_total"],
+            &[g, s, b"direction=\"out\""],
+            Value::Int(c.bytes_out),
+        );
     }
-    w.family("nginx_vts_upstream_responses_total", "counter", "Upstream responses by status code");
+    w.family(
+        "nginx_vts_upstream_responses_total",
+        "counter",
+        "Upstream responses by status code",
+    );
     for ([g, s], c, _) in &rows {
         w.statuses("nginx_vts_upstream_responses_total", &[g, s], c);
     }
-    w.family("nginx_vts_upstream_response_seconds", "gauge", "Upstream response time statistics");
+    w.family(
+        "nginx_vts_upstream_response_seconds",
+        "gauge",
+        "Upstream response time statistics",
+    );
     for ([g, s], c, _) in &rows {
         let name = ["nginx_vts_upstream_response_seconds"];
-        w.sample(&name, &[g, s, b"type=\"request_avg\""], avg_s(c.time_sum_ms, c.requests));
-        w.sample(&name, &[g, s, b"type=\"upstream_avg\""], avg_s(c.upstream_sum_ms, c.upstream_count));
+        w.sample(
+            &name,
+            &[g, s, b"type=\"request_avg\""],
+            avg_s(c.time_sum_ms, c.requests),
+        );
+        w.sample(
+            &name,
+            &[g, s, b"type=\"upstream_avg\""],
+            avg_s(c.upstream_sum_ms, c.upstream_count),
+        );
     }
     let name = "nginx_vts_upstream_response_duration_seconds";
     w.family(name, "histogram", "Upstream response time histogram");
     for ([g, s], c, _) in &rows {
-        w.histogram(name, &[g, s], les, &c.buckets, c.upstream_sum_ms, c.upstream_count);
+        w.histogram(
+            name,
+            &[g, s],
+            les,
+            &c.buckets,
+            c.upstream_sum_ms,
+            c.upstream_count,
+        );
     }
 
     for (name, help, get) in PEER_GAUGES {

@@ -190,7 +190,9 @@ fn add_shared(slot: &[AtomicU64], s: &Sample, upstream: bool, bounds: &[u64]) {
     slot[word::TIME_SUM].fetch_add(s.time_ms, Release);
     // TIME_MIN holds min + 1 (0: no sample yet), as in the owner's add.
     let min1 = s.time_ms.saturating_add(1);
-    slot[word::TIME_MIN].fetch_update(Release, Relaxed, |m| (m == 0 || min1 < m).then_some(min1)).ok();
+    slot[word::TIME_MIN]
+        .fetch_update(Release, Relaxed, |m| (m == 0 || min1 < m).then_some(min1))
+        .ok();
     slot[word::TIME_MAX].fetch_max(s.time_ms, Release);
     if let Some(v) = s.observed_ms(upstream) {
         let b = bucket(v, bounds);
