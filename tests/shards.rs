@@ -295,3 +295,36 @@ fn a_full_zone_keeps_serving_and_counts_in_the_overflow_entry() {
         warnings.join("\n")
     );
 }
+
+/// More workers than owned shards: the extra ones count with atomic adds in the shared shard,
+/// exactly, and nginx says so once.
+#[test]
+fn more_workers_than_shards_still_count_exactly() {
+    let workers = 68; // 64 owned shards
+    let ng = Nginx::start_with(workers, 1, vhosts("1m"));
+    poll(Duration::from_secs(20), || {
+        (ng.worker_pids().len() == workers as usize).then_some(())
+    })
+    .expect("all workers started");
+    let handles: Vec<_> = (0..8)
+        .map(|i| {
+            let port = ng.port();
+            thread::spawn(move || {
+                for _ in 0..100 {
+                    http_request(port, "GET", "/x", ZONES[i % 2], &[], b"");
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+    assert_total(&ng, 800, "68 workers");
+    let log = ng.error_log();
+    let notices: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("more worker processes than shards"))
+        .collect();
+    assert_eq!(notices.len(), 1, "one notice:\n{}", notices.join("\n"));
+    assert!(notices[0].contains("[notice]"), "{}", notices[0]);
+}
