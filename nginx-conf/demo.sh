@@ -46,6 +46,7 @@ traffic &
 traffic_pid=$!
 
 stop() {
+    trap - INT TERM EXIT
     kill "$traffic_pid" 2>/dev/null || true
     kill -QUIT "$nginx_pid" 2>/dev/null || true
     wait "$nginx_pid" 2>/dev/null || true
