@@ -24,6 +24,7 @@
 #
 # Knobs (defaults, quick defaults in brackets):
 #   E2E_PARTS="cg cgscrape wrk scrape"  E2E_BUILD=1 (run cargo build --release first)
+#   E2E_STATUS_CACHE=1s (vts_status_cache on the module's /status; default: not set)
 #   E2E_N=2000 [1000] requests measured, E2E_WARM=200 [100] warm-up requests
 #   E2E_WORKERS=1 nginx workers for wrk and scrape, E2E_WRK_CONNS=32
 #   E2E_WRK_SECS=5 [2], E2E_WRK_ROUNDS=5 [5]
@@ -47,6 +48,8 @@ WRK_ROUNDS="${E2E_WRK_ROUNDS:-5}"
 SCRAPE_SECS="${E2E_SCRAPE_SECS:-$(q 5 2)}"
 SCRAPE_ROUNDS="${E2E_SCRAPE_ROUNDS:-$(q 5 3)}"
 KEYS="${E2E_KEYS:-10000}"
+# vts_status_cache for the module's /status (empty: not set, every scrape renders).
+STATUS_CACHE="${E2E_STATUS_CACHE:-}"
 LAT_SAMPLES="${E2E_LAT_SAMPLES:-$(q 21 9)}"
 
 for tool in valgrind wrk curl python3; do
@@ -139,7 +142,7 @@ EOF
         # The same location tree in every variant: only the handler of /status differs.
         case "$variant" in
             stub) echo "        location = /status { stub_status; }" ;;
-            vts | vtsup) echo "        location = /status { vts_status; }" ;;
+            vts | vtsup) echo "        location = /status { vts_status;${STATUS_CACHE:+ vts_status_cache $STATUS_CACHE;} }" ;;
             *) echo "        location = /status { return 404; }" ;;
         esac
         cat <<EOF

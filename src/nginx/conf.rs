@@ -111,15 +111,43 @@ impl Merge for SrvConf {
     }
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct LocConf {
     /// This location serves the statistics (and its requests are not counted).
     pub status: bool,
+    /// `vts_status_cache`: how long a worker answers scrapes with the text it rendered last.
+    pub cache: ngx_msec_t,
+}
+
+impl Default for LocConf {
+    fn default() -> Self {
+        LocConf {
+            status: false,
+            cache: NGX_CONF_UNSET_MSEC,
+        }
+    }
+}
+
+/// nginx's NGX_CONF_UNSET_MSEC.
+const NGX_CONF_UNSET_MSEC: ngx_msec_t = ngx_msec_t::MAX;
+
+impl LocConf {
+    pub fn cache_ttl(&self) -> ngx_msec_t {
+        if self.cache == NGX_CONF_UNSET_MSEC {
+            0
+        } else {
+            self.cache
+        }
+    }
 }
 
 impl Merge for LocConf {
-    // `vts_status` is not inherited by nested locations, like nginx's `stub_status`.
-    fn merge(&mut self, _prev: &Self) -> Result<(), MergeConfigError> {
+    // `vts_status` is not inherited by nested locations, like nginx's `stub_status`;
+    // `vts_status_cache` is, like nginx's time settings.
+    fn merge(&mut self, prev: &Self) -> Result<(), MergeConfigError> {
+        if self.cache == NGX_CONF_UNSET_MSEC {
+            self.cache = prev.cache;
+        }
         Ok(())
     }
 }
@@ -357,7 +385,7 @@ pub unsafe extern "C" fn init_main_conf(cf: *mut ngx_conf_t, conf: *mut c_void) 
 }
 
 /// The directive table.
-pub static mut COMMANDS: [ngx_command_t; 5] = [
+pub static mut COMMANDS: [ngx_command_t; 6] = [
     ngx_command_t {
         name: ngx_string!("vts_zone"),
         type_: (NGX_HTTP_MAIN_CONF | NGX_CONF_TAKE2) as ngx_uint_t,
@@ -388,6 +416,14 @@ pub static mut COMMANDS: [ngx_command_t; 5] = [
         set: Some(cmd_buckets),
         conf: NGX_HTTP_MAIN_CONF_OFFSET,
         offset: 0,
+        post: ptr::null_mut(),
+    },
+    ngx_command_t {
+        name: ngx_string!("vts_status_cache"),
+        type_: (NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1) as ngx_uint_t,
+        set: Some(ngx_conf_set_msec_slot),
+        conf: NGX_HTTP_LOC_CONF_OFFSET,
+        offset: core::mem::offset_of!(LocConf, cache),
         post: ptr::null_mut(),
     },
     ngx_command_t::empty(),

@@ -1,16 +1,44 @@
 //! The `vts_status` content handler: snapshot, render, send.
+use core::cell::RefCell;
 use core::panic::AssertUnwindSafe;
+use std::rc::Rc;
 
 use ngx::ffi::*;
+use ngx::http::HttpModuleLocationConf;
 
 use super::zone::worker;
 use crate::render::prometheus::{self, Connections, Info};
 
 const MODULE_VERSION: &str = env!("CARGO_PKG_VERSION");
 
+/// A rendered scrape kept for `vts_status_cache`.
+struct Cached {
+    format: prometheus::Format,
+    /// `ngx_current_msec` when it was rendered.
+    at: ngx_msec_t,
+    body: Rc<Vec<u8>>,
+}
+
 std::thread_local! {
     /// This worker's last scrape size plus an eighth (a worker runs handlers on one thread).
     static LAST_SIZE: core::cell::Cell<usize> = const { core::cell::Cell::new(0) };
+    /// This worker's last scrape, when a location caches them.
+    static CACHE: RefCell<Option<Cached>> = const { RefCell::new(None) };
+}
+
+/// The cached scrape in `format`, if it is younger than `ttl` milliseconds.
+fn cached(format: prometheus::Format, ttl: ngx_msec_t) -> Option<Rc<Vec<u8>>> {
+    if ttl == 0 {
+        return None;
+    }
+    // SAFETY: ngx_current_msec is nginx's cached clock, updated by the event loop.
+    let now = unsafe { ngx_current_msec };
+    CACHE.with(|c| {
+        c.borrow()
+            .as_ref()
+            .filter(|e| e.format == format && now.wrapping_sub(e.at) < ttl)
+            .map(|e| e.body.clone())
+    })
 }
 
 pub unsafe extern "C" fn handler(r: *mut ngx_http_request_t) -> ngx_int_t {
@@ -87,26 +115,42 @@ unsafe fn serve(r: *mut ngx_http_request_t) -> ngx_int_t {
             return rc;
         }
         let format = prometheus::negotiate(accept(rr));
-        // The last scrape's size, so the text is written without regrowing the buffer.
-        let mut body = Vec::with_capacity(LAST_SIZE.with(|l| l.get()) + 4096);
-        if let Some(w) = worker() {
-            let snap = w.zone.snapshot();
-            let peers = w.upstream_stats.then(super::upstream::peer_states);
-            let mcf = super::Module::main_conf_of(rr);
-            let info = Info {
-                hostname: hostname(),
-                module_version: MODULE_VERSION,
-                nginx_version: NGINX_VERSION.to_str().unwrap_or(""),
-                shm_name: mcf.map_or(&b""[..], |m| m.zone_name()),
-                connections: connections(),
-                peers: peers.as_deref(),
-                buckets: mcf.map_or(&[][..], |m| m.bucket_seconds()),
-            };
-            prometheus::render(&snap, &info, format, &mut body);
-            LAST_SIZE.with(|l| l.set(body.len() + body.len() / 8));
-        } else {
+        let Some(w) = worker() else {
             return NGX_HTTP_SERVICE_UNAVAILABLE as ngx_int_t;
-        }
+        };
+        let ttl = super::Module::location_conf(rr).map_or(0, |l: &super::conf::LocConf| l.cache_ttl());
+        let body = match cached(format, ttl) {
+            Some(body) => body,
+            None => {
+                // The last scrape's size, so the text is written without regrowing the buffer.
+                let mut text = Vec::with_capacity(LAST_SIZE.with(|l| l.get()) + 4096);
+                let snap = w.zone.snapshot();
+                let peers = w.upstream_stats.then(super::upstream::peer_states);
+                let mcf = super::Module::main_conf_of(rr);
+                let info = Info {
+                    hostname: hostname(),
+                    module_version: MODULE_VERSION,
+                    nginx_version: NGINX_VERSION.to_str().unwrap_or(""),
+                    shm_name: mcf.map_or(&b""[..], |m| m.zone_name()),
+                    connections: connections(),
+                    peers: peers.as_deref(),
+                    buckets: mcf.map_or(&[][..], |m| m.bucket_seconds()),
+                };
+                prometheus::render(&snap, &info, format, &mut text);
+                LAST_SIZE.with(|l| l.set(text.len() + text.len() / 8));
+                let body = Rc::new(text);
+                if ttl > 0 {
+                    CACHE.with(|c| {
+                        *c.borrow_mut() = Some(Cached {
+                            format,
+                            at: ngx_current_msec,
+                            body: body.clone(),
+                        })
+                    });
+                }
+                body
+            }
+        };
 
         rr.headers_out.status = NGX_HTTP_OK as ngx_uint_t;
         rr.headers_out.content_length_n = body.len() as off_t;
@@ -121,14 +165,14 @@ unsafe fn serve(r: *mut ngx_http_request_t) -> ngx_int_t {
             return ngx_http_send_header(r);
         }
         // Hand the rendered text to nginx as it is (a 10k-key scrape is ~18 MB: no copy). The
-        // pool owns the Vec and frees it with the request.
+        // pool holds a reference and drops it with the request.
         let pool = ngx::core::Pool::from_ngx_pool(rr.pool);
         let owned = pool.allocate(body);
         let b = ngx_pcalloc(rr.pool, core::mem::size_of::<ngx_buf_t>()) as *mut ngx_buf_t;
         if owned.is_null() || b.is_null() {
             return NGX_HTTP_INTERNAL_SERVER_ERROR as ngx_int_t;
         }
-        let data = (*owned).as_mut_ptr();
+        let data = (*owned).as_ptr() as *mut u8;
         (*b).start = data;
         (*b).pos = data;
         (*b).last = data.add((*owned).len());
