@@ -580,13 +580,13 @@ server {{
     fresh(1.0).expect("the first request is counted");
     let rendered = std::time::Instant::now();
     assert_eq!(requests("/status"), 1.0, "rendered now, then kept");
+    // A `Connection: close` response ends after the log phase ran: these are counted.
     for _ in 0..5 {
         ng.get("a.example", "/ok");
     }
-    fresh(6.0).expect("the uncached location renders every time");
     let cached = requests("/status");
     // (Normally some 50 ms after the render; on a machine stalled past the 2 s this
-    // observation says nothing, the one below still holds.)
+    // observation says nothing, the ones below still hold.)
     if rendered.elapsed() < Duration::from_millis(1500) {
         assert_eq!(cached, 1.0, "within 2s the cached text is served");
     }
@@ -594,6 +594,15 @@ server {{
         (requests("/status") == 6.0).then_some(())
     });
     assert!(updated.is_some(), "after 2s the cache is rendered again");
+
+    // Any other render makes the cached text stale at once: a scrape never goes back in time.
+    ng.get("a.example", "/ok");
+    fresh(7.0).expect("the uncached location renders every time");
+    assert_eq!(
+        requests("/status"),
+        7.0,
+        "after a newer render elsewhere, the cache is not served"
+    );
 
     let (ok, out) =
         nginx_t("vts_zone main 1m;\nserver { location / { vts_status; vts_status_cache abc; } }\n");

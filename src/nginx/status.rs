@@ -6,7 +6,7 @@ use std::rc::Rc;
 use ngx::ffi::*;
 use ngx::http::HttpModuleLocationConf;
 
-use super::zone::worker;
+use super::zone::{worker, Worker};
 use crate::render::prometheus::{self, Connections, Info};
 
 const MODULE_VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -16,6 +16,8 @@ struct Cached {
     format: prometheus::Format,
     /// `ngx_current_msec` when it was rendered.
     at: ngx_msec_t,
+    /// The zone's render sequence number of this scrape.
+    seq: u64,
     body: Rc<Vec<u8>>,
 }
 
@@ -26,17 +28,20 @@ std::thread_local! {
     static CACHE: RefCell<Option<Cached>> = const { RefCell::new(None) };
 }
 
-/// The cached scrape in `format`, if it is younger than `ttl` milliseconds.
-fn cached(format: prometheus::Format, ttl: ngx_msec_t) -> Option<Rc<Vec<u8>>> {
+/// The cached scrape in `format`, if it is younger than `ttl` milliseconds and no worker
+/// rendered a scrape since: another worker's newer numbers must never be followed by this
+/// worker's older ones (a counter going down reads as a reset to Prometheus).
+fn cached(w: &Worker, format: prometheus::Format, ttl: ngx_msec_t) -> Option<Rc<Vec<u8>>> {
     if ttl == 0 {
         return None;
     }
     // SAFETY: ngx_current_msec is nginx's cached clock, updated by the event loop.
     let now = unsafe { ngx_current_msec };
+    let last = w.zone.last_render();
     CACHE.with(|c| {
         c.borrow()
             .as_ref()
-            .filter(|e| e.format == format && now.wrapping_sub(e.at) < ttl)
+            .filter(|e| e.format == format && e.seq == last && now.wrapping_sub(e.at) < ttl)
             .map(|e| e.body.clone())
     })
 }
@@ -119,11 +124,12 @@ unsafe fn serve(r: *mut ngx_http_request_t) -> ngx_int_t {
             return NGX_HTTP_SERVICE_UNAVAILABLE as ngx_int_t;
         };
         let ttl = super::Module::location_conf(rr).map_or(0, |l: &super::conf::LocConf| l.cache_ttl());
-        let body = match cached(format, ttl) {
+        let body = match cached(w, format, ttl) {
             Some(body) => body,
             None => {
                 // The last scrape's size, so the text is written without regrowing the buffer.
                 let mut text = Vec::with_capacity(LAST_SIZE.with(|l| l.get()) + 4096);
+                let before = w.zone.last_render();
                 let snap = w.zone.snapshot();
                 let peers = w.upstream_stats.then(super::upstream::peer_states);
                 let mcf = super::Module::main_conf_of(rr);
@@ -139,14 +145,17 @@ unsafe fn serve(r: *mut ngx_http_request_t) -> ngx_int_t {
                 prometheus::render(&snap, &info, format, &mut text);
                 LAST_SIZE.with(|l| l.set(text.len() + text.len() / 8));
                 let body = Rc::new(text);
-                if ttl > 0 {
-                    CACHE.with(|c| {
+                // Every render counts, so that it invalidates the other workers' caches.
+                match w.zone.count_render(before) {
+                    Some(seq) if ttl > 0 => CACHE.with(|c| {
                         *c.borrow_mut() = Some(Cached {
                             format,
                             at: ngx_current_msec,
+                            seq,
                             body: body.clone(),
                         })
-                    });
+                    }),
+                    _ => CACHE.with(|c| *c.borrow_mut() = None),
                 }
                 body
             }

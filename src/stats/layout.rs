@@ -69,6 +69,9 @@ pub struct Header {
     pub created: AtomicU64,
     /// Configuration loads that attached to this zone (1 = the first).
     pub generation: AtomicU64,
+    /// Scrapes rendered by any worker: a worker's cached scrape is served only while no other
+    /// render happened since (so that scrapes never go back in time).
+    pub renders: AtomicU64,
 }
 const_assert_eq!(size_of::<Header>(), CACHE_LINE);
 const_assert_eq!(align_of::<Header>(), CACHE_LINE);

@@ -231,9 +231,25 @@ impl Zone {
         }
     }
 
-    /// Sets a one-shot flag; true if this call set it (so the caller logs once per zone).
+    /// Sets a one-shot flag; true if this call set it (so the caller logs once per zone). A
+    /// plain load first: on a full zone every overflowed sample asks, and the read-modify-write
+    /// happens once.
     pub fn raise_flag(&self, f: u32) -> bool {
-        self.header().flags.fetch_or(f, Relaxed) & f == 0
+        let flags = &self.header().flags;
+        flags.load(Relaxed) & f == 0 && flags.fetch_or(f, Relaxed) & f == 0
+    }
+
+    /// Counts a rendered scrape whose snapshot was taken after `last_render()` returned
+    /// `before`. Returns its sequence number if no other render was counted in between (only
+    /// then is it the newest scrape, and may be served again while it stays the last).
+    pub fn count_render(&self, before: u64) -> Option<u64> {
+        let prev = self.header().renders.fetch_add(1, AcqRel);
+        (prev == before).then_some(prev + 1)
+    }
+
+    /// The sequence number of the latest rendered scrape.
+    pub fn last_render(&self) -> u64 {
+        self.header().renders.load(Acquire)
     }
 
     /// Bytes in use (tables and arena) and the region's size.
