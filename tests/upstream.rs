@@ -1250,3 +1250,87 @@ fn down_peer_is_listed_with_up_0_and_gets_no_traffic() {
     assert_eq!(zone(&m, "be_c").0, 0, "the backup got requests");
     check_row_shapes(&m);
 }
+
+/// A request that moves on to a second upstream (`error_page 502 = @fallback`) counts each
+/// attempt under its own upstream, not the separator nginx puts between them; "no live
+/// upstreams" is counted under `::none`, not as a peer named after the upstream.
+#[test]
+fn attempts_of_a_requests_two_upstreams_each_count_under_their_own() {
+    let closed = [free_port(), free_port()];
+    let nginx = Nginx::start_with(1, 2, |p| {
+        format!(
+            r#"vts_zone main 1m;
+vts_upstream_stats on;
+upstream first {{ server 127.0.0.1:{c0} max_fails=1 fail_timeout=30s; server 127.0.0.1:{c1} max_fails=1 fail_timeout=30s; }}
+upstream second {{ server 127.0.0.1:{b}; }}
+server {{
+    listen 127.0.0.1:{f};
+    server_name front.example;
+    location / {{ proxy_pass http://first; error_page 502 = @fallback; }}
+    location @fallback {{ proxy_pass http://second; }}
+    location = /status {{ vts_status; }}
+}}
+server {{
+    listen 127.0.0.1:{b};
+    server_name backend.example;
+    location / {{ return 200 "fallback\n"; }}
+}}
+"#,
+            f = p[0],
+            b = p[1],
+            c0 = closed[0],
+            c1 = closed[1],
+        )
+    });
+    // 1st: both peers of `first` fail (two attempts), then `second` answers.
+    // 2nd: `first` has no live peer (one attempt nginx names "first"), then `second` answers.
+    for _ in 0..2 {
+        let r = nginx.get("front.example", "/x");
+        assert_eq!(r.status, 200, "{}", r.body_text());
+    }
+    let m = nginx.scrape_until(|m| {
+        m.get(
+            "nginx_vts_upstream_requests_total",
+            &[("upstream", "second"), ("server", &addr(nginx.ports[1]))],
+        ) == Some(2.0)
+    });
+    let attempts = |g: &str, s: &str| {
+        m.get(
+            "nginx_vts_upstream_requests_total",
+            &[("upstream", g), ("server", s)],
+        )
+    };
+    assert_eq!(attempts("second", &addr(nginx.ports[1])), Some(2.0));
+    assert_eq!(attempts("first", &addr(closed[0])), Some(1.0));
+    assert_eq!(attempts("first", &addr(closed[1])), Some(1.0));
+    assert_eq!(
+        attempts("first", "::none"),
+        Some(1.0),
+        "no live upstreams: {:?}",
+        m.find("nginx_vts_upstream_requests_total", &[])
+    );
+    let five = |g: &str, s: &str| {
+        m.get(
+            "nginx_vts_upstream_responses_total",
+            &[("upstream", g), ("server", s), ("status", "5xx")],
+        )
+    };
+    assert_eq!(five("first", "::none"), Some(1.0));
+    assert_eq!(five("first", &addr(closed[0])), Some(1.0));
+    // Nothing else: no attempt of `first` under `second`, no separator, no peer named "first".
+    let servers: BTreeSet<String> = m.label_values("nginx_vts_upstream_requests_total", "server");
+    let want: BTreeSet<String> = [
+        addr(closed[0]),
+        addr(closed[1]),
+        addr(nginx.ports[1]),
+        "::none".to_string(),
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(servers, want);
+    assert_eq!(
+        m.find("nginx_vts_upstream_requests_total", &[("upstream", "second")])
+            .len(),
+        1
+    );
+}

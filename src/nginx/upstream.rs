@@ -1,6 +1,8 @@
 //! Upstream peers: naming, the per-attempt samples, and nginx's live view of each peer.
 use core::cell::RefCell;
 
+use std::collections::HashMap;
+
 use arrayvec::ArrayVec;
 
 use ngx::ffi::*;
@@ -29,9 +31,7 @@ struct CacheEntry {
     /// The group's bytes pointer: the `upstream` block's name lives in the configuration, so
     /// its address identifies the group for the worker's life.
     group: usize,
-    /// The peer name's address and a copy of its bytes: with an upstream `zone`, peers can be
-    /// freed and their memory reused for another name, so the bytes are compared too.
-    name_ptr: usize,
+    /// The peer's name.
     name: ArrayVec<u8, CACHE_NAME_MAX>,
     slot: usize,
 }
@@ -40,24 +40,50 @@ struct CacheEntry {
 /// pointer compares and a short memcmp instead of hashing its name into shared memory.
 pub struct PeerCache {
     entries: RefCell<Vec<CacheEntry>>,
+    /// The group of each configured peer name (`None`: in several groups), for attempts of a
+    /// request's earlier upstream (after an `error_page` or X-Accel-Redirect to another one).
+    groups: RefCell<HashMap<Vec<u8>, Option<&'static [u8]>>>,
 }
 
 impl Default for PeerCache {
     fn default() -> Self {
         PeerCache {
             entries: RefCell::new((0..CACHE_ENTRIES).map(|_| CacheEntry::default()).collect()),
+            groups: RefCell::default(),
         }
     }
 }
 
 impl PeerCache {
+    /// The group of a configured peer name, `::nogroups` if it is unknown or in several groups.
+    fn group_of_peer(&self, peer: &[u8]) -> &'static [u8] {
+        self.groups
+            .borrow()
+            .get(peer)
+            .copied()
+            .flatten()
+            .unwrap_or(NOGROUPS)
+    }
+
+    fn remember_group(&self, peer: &[u8], group: &'static [u8]) {
+        let mut groups = self.groups.borrow_mut();
+        let e = groups.entry(peer.to_vec()).or_insert(Some(group));
+        if *e != Some(group) {
+            *e = None;
+        }
+    }
     /// The slot of (group, peer), registering the peer if it is new; the overflow entry when
     /// the zone has no room (remembered too: keys are never freed, the zone stays full).
     fn slot(&self, w: &Worker, group: &[u8], peer: &[u8]) -> usize {
-        let (g, p) = (group.as_ptr() as usize, peer.as_ptr() as usize);
-        let i = ((g ^ p.rotate_left(17)).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 56) % CACHE_ENTRIES;
+        // With an upstream `zone`, nginx hands each request its own copy of the peer's name, so
+        // the name is identified by its bytes (hashed: names are short), the group by address.
+        let g = group.as_ptr() as usize;
+        let h = peer.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+            (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
+        });
+        let i = ((g as u64 ^ h).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 56) as usize % CACHE_ENTRIES;
         if let Some(e) = self.entries.borrow().get(i) {
-            if e.group == g && e.name_ptr == p && e.name.as_slice() == peer {
+            if e.group == g && e.name.as_slice() == peer {
                 return e.slot;
             }
         }
@@ -76,7 +102,6 @@ impl PeerCache {
         if let (Ok(name), Some(e)) = (ArrayVec::try_from(peer), self.entries.borrow_mut().get_mut(i)) {
             *e = CacheEntry {
                 group: g,
-                name_ptr: p,
                 name,
                 slot: k,
             };
@@ -109,7 +134,24 @@ pub unsafe fn record(w: &Worker, r: &ngx_http_request_t, request_ms: u64) {
         }
     };
     let group = group_of(unsafe { r.upstream.as_ref() }.map_or(core::ptr::null(), |u| u.upstream));
-    for st in states {
+    // A request that moved on to another upstream (error_page, X-Accel-Redirect) has a zeroed
+    // entry between the two upstreams' attempts; `r->upstream` is the last one's.
+    let last_separator = states.iter().rposition(|st| st.peer.is_null() && st.status == 0);
+    for (i, st) in states.iter().enumerate() {
+        if st.peer.is_null() && st.status == 0 {
+            continue;
+        }
+        let peer = bytes(st.peer);
+        let group = match last_separator {
+            Some(sep) if i < sep => w.peers.group_of_peer(peer),
+            _ => group,
+        };
+        // "No live upstreams": nginx names the attempt after the upstream itself.
+        let peer = if !group.is_empty() && peer == group {
+            NO_PEER
+        } else {
+            peer
+        };
         let known = |t: ngx_msec_t| (t != ngx_msec_t::MAX).then_some(t as u64);
         let sample = Sample {
             status: st.status as u64,
@@ -118,7 +160,7 @@ pub unsafe fn record(w: &Worker, r: &ngx_http_request_t, request_ms: u64) {
             time_ms: request_ms,
             upstream_ms: known(st.response_time),
         };
-        let key = w.peers.slot(w, group, bytes(st.peer));
+        let key = w.peers.slot(w, group, peer);
         let rec = w
             .writer
             .record(&w.lock, key, OVERFLOW_UPSTREAM, true, &sample, &w.bounds_us);
@@ -134,7 +176,10 @@ pub unsafe fn record(w: &Worker, r: &ngx_http_request_t, request_ms: u64) {
 
 /// Calls `f` for every peer of every upstream configuration, primaries then backups, under
 /// the peers' read lock when they live in an upstream `zone`.
-unsafe fn each_peer(cycle: *mut ngx_cycle_t, mut f: impl FnMut(&[u8], &ngx_http_upstream_rr_peer_t, bool)) {
+unsafe fn each_peer(
+    cycle: *mut ngx_cycle_t,
+    mut f: impl FnMut(&'static [u8], &ngx_http_upstream_rr_peer_t, bool),
+) {
     // SAFETY: the cycle's upstream main conf and its peers (rr data for every balancer built on
     // round robin) are valid for the cycle; shared peers are read under their rwlock.
     unsafe {
@@ -197,6 +242,11 @@ pub unsafe fn register_peers(w: &Worker, cycle: *mut ngx_cycle_t) {
     unsafe {
         each_peer(cycle, |group, peer, _| {
             w.peers.slot(w, group, peer.name.as_bytes());
+            w.peers.remember_group(peer.name.as_bytes(), group);
+            // "No live upstreams" attempts are named after the group itself.
+            if !group.is_empty() {
+                w.peers.remember_group(group, group);
+            }
         })
     };
 }
