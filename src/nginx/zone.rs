@@ -22,13 +22,13 @@ pub unsafe fn request(
     name: ngx_str_t,
     size: usize,
 ) -> Option<*mut ngx_shm_zone_t> {
-    let mut h: usize = 0;
+    // An opaque identity, never dereferenced: the module's address mixed with the bounds.
+    let mut h = ptr::addr_of!(super::ngx_http_vts_module) as u64;
     // SAFETY: mcf is the main conf being initialised.
     for b in unsafe { (*mcf).bucket_seconds() } {
-        h = h.wrapping_mul(31).wrapping_add(b.to_bits() as usize);
+        h = (h ^ b.to_bits()).wrapping_mul(0x0100_0000_01b3);
     }
-    // An opaque identity, never dereferenced: the module's address plus a small layout hash.
-    let tag = (ptr::addr_of!(super::ngx_http_vts_module) as usize + (h % 4093)) as *mut c_void;
+    let tag = h as usize as *mut c_void;
     let mut name = name;
     // SAFETY: cf is the configuration being read; nginx copies what it keeps.
     let shm_zone = unsafe { ngx_shared_memory_add(cf, &mut name, size, tag) };
@@ -156,6 +156,10 @@ unsafe impl Sync for WorkerCell {}
 static WORKER: WorkerCell = WorkerCell(UnsafeCell::new(None));
 
 /// This process's worker state, if it is a worker with a zone.
+///
+/// Built for one cycle: a worker never changes cycles. (With `master_process off`, nginx reads
+/// the configuration again in the same process on a reload, but stops serving then anyway;
+/// that mode is for development.)
 #[inline]
 pub fn worker() -> Option<&'static Worker> {
     // SAFETY: see WorkerCell; set in init_process, cleared in exit_process, same thread.
