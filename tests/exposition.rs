@@ -233,18 +233,6 @@ fn scrape(nginx: &Nginx, accept: Option<&str>) -> (String, String) {
     (r.header("content-type").unwrap_or("").to_string(), body)
 }
 
-fn assert_promtool_clean(text: &str) {
-    let (ok, out) = promtool_check(text);
-    let problems: Vec<&str> = out.lines().filter(|l| !l.trim().is_empty()).collect();
-    assert!(
-        ok && problems.is_empty(),
-        "promtool check metrics: exit ok={} problems:\n{}\n--- text ---\n{}",
-        ok,
-        out,
-        text
-    );
-}
-
 // ---------------------------------------------------------------------------------------------
 // The project's own checker: what promtool does not catch.
 // ---------------------------------------------------------------------------------------------

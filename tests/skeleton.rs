@@ -463,15 +463,7 @@ fn output_is_valid_prometheus_text() {
     assert_counts(&nginx, &exp);
     let text = nginx.scrape_text();
 
-    let (ok, out) = promtool_check(&text);
-    let problems: Vec<&str> = out.lines().filter(|l| !l.trim().is_empty()).collect();
-    assert!(
-        ok && problems.is_empty(),
-        "promtool check metrics: exit ok={} problems:\n{}\n--- text ---\n{}",
-        ok,
-        out,
-        text
-    );
+    assert_promtool_clean(&text);
 
     let m = Metrics::parse(&text).unwrap();
     for (family, ty) in [

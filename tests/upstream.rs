@@ -1105,15 +1105,7 @@ fn upstream_output_is_promtool_clean() {
     nginx.scrape_until(|m| m.get("nginx_vts_server_requests_total", &[("zone", "front")]) == Some(22.0));
     let text = nginx.scrape_text();
 
-    let (ok, out) = promtool_check(&text);
-    let problems: Vec<&str> = out.lines().filter(|l| !l.trim().is_empty()).collect();
-    assert!(
-        ok && problems.is_empty(),
-        "promtool check metrics: exit ok={} problems:\n{}\n--- text ---\n{}",
-        ok,
-        out,
-        text
-    );
+    assert_promtool_clean(&text);
     let m = Metrics::parse(&text).unwrap();
     for (family, ty) in &UPSTREAM_FAMILIES {
         assert_eq!(

@@ -989,3 +989,16 @@ mod selftest {
         assert!(parse_response(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nab", false).is_err());
     }
 }
+
+/// `promtool check metrics` reports zero problems on `text`.
+pub fn assert_promtool_clean(text: &str) {
+    let (ok, out) = promtool_check(text);
+    let problems: Vec<&str> = out.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert!(
+        ok && problems.is_empty(),
+        "promtool check metrics: exit ok={} problems:\n{}\n--- text ---\n{}",
+        ok,
+        out,
+        text
+    );
+}
