@@ -328,3 +328,39 @@ fn more_workers_than_shards_still_count_exactly() {
     assert_eq!(notices.len(), 1, "one notice:\n{}", notices.join("\n"));
     assert!(notices[0].contains("[notice]"), "{}", notices[0]);
 }
+
+/// A reload that changes the histogram buckets gets a zone laid out for them (starting from
+/// zero, as a changed size does); a reload with the same buckets keeps the counts.
+#[test]
+fn a_reload_with_other_buckets_starts_a_fresh_zone() {
+    let body = |p: &[u16], buckets: &str| format!("{}{}", vhosts("1m")(p), buckets);
+    let ng = Nginx::start_with(2, 1, |p| body(p, "vts_histogram_buckets 0.1 1;\n"));
+    for i in 0..10 {
+        ng.get(ZONES[i % 2], "/x");
+    }
+    assert_total(&ng, 10, "before the reloads");
+
+    ng.rewrite_conf(&body(&ng.ports, "vts_histogram_buckets 0.1 1;\n"));
+    ng.reload();
+    assert_total(&ng, 10, "same buckets: the zone is kept");
+
+    ng.rewrite_conf(&body(&ng.ports, "vts_histogram_buckets 0.1 1 5;\n"));
+    ng.reload();
+    for i in 0..3 {
+        ng.get(ZONES[i % 2], "/x");
+    }
+    assert_total(&ng, 3, "other buckets: a fresh zone");
+    let m = ng.scrape();
+    let les = m.label_values("nginx_vts_server_request_duration_seconds_bucket", "le");
+    let want: std::collections::BTreeSet<String> = ["0.1", "1.0", "5.0", "+Inf"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    assert_eq!(les, want);
+
+    // The same number of buckets with other bounds is another layout too.
+    ng.rewrite_conf(&body(&ng.ports, "vts_histogram_buckets 0.2 2 6;\n"));
+    ng.reload();
+    ng.get(ZONES[0], "/x");
+    assert_total(&ng, 1, "other bounds, same count: a fresh zone");
+}
