@@ -521,28 +521,7 @@ fn promtool_accepts_a_scrape_with_every_family() {
 
     let m = Metrics::parse(&text).unwrap();
     for (family, ty) in FAMILIES {
-        assert_eq!(
-            m.types.get(family).map(String::as_str),
-            Some(ty),
-            "# TYPE of {}",
-            family
-        );
-        assert!(
-            m.helps.get(family).is_some_and(|h| !h.is_empty()),
-            "# HELP of {}",
-            family
-        );
-        let samples = if ty == "histogram" {
-            format!("{}_count", family)
-        } else {
-            family.to_string()
-        };
-        assert!(
-            !m.find(&samples, &[]).is_empty(),
-            "no samples of {}\n{}",
-            family,
-            text
-        );
+        assert_family(&m, family, ty);
     }
     assert_eq!(
         m.types.len(),

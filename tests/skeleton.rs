@@ -475,18 +475,7 @@ fn output_is_valid_prometheus_text() {
         ("nginx_vts_server_responses_total", "counter"),
         ("nginx_vts_server_request_seconds", "gauge"),
     ] {
-        assert_eq!(
-            m.types.get(family).map(String::as_str),
-            Some(ty),
-            "# TYPE of {}",
-            family
-        );
-        assert!(
-            m.helps.get(family).is_some_and(|h| !h.is_empty()),
-            "# HELP of {}",
-            family
-        );
-        assert!(!m.find(family, &[]).is_empty(), "no samples of {}", family);
+        assert_family(&m, family, ty);
     }
     // Every sample belongs to a family with HELP and TYPE (counters are typed by full name).
     for (name, _) in m.samples.keys() {

@@ -1108,17 +1108,7 @@ fn upstream_output_is_promtool_clean() {
     assert_promtool_clean(&text);
     let m = Metrics::parse(&text).unwrap();
     for (family, ty) in &UPSTREAM_FAMILIES {
-        assert_eq!(
-            m.types.get(*family).map(String::as_str),
-            Some(*ty),
-            "# TYPE of {}",
-            family
-        );
-        assert!(
-            m.helps.get(*family).is_some_and(|h| !h.is_empty()),
-            "# HELP of {}",
-            family
-        );
+        assert_family(&m, family, ty);
     }
     // HELP/TYPE once each and before the samples, in the text itself.
     for (family, _) in &UPSTREAM_FAMILIES {

@@ -944,6 +944,28 @@ pub fn promtool_check(text: &str) -> (bool, String) {
 // Self-tests of the harness's parsers (no nginx needed)
 // ---------------------------------------------------------------------------------------------
 
+/// `family` is declared with `# TYPE family ty` and a non-empty HELP, and has samples (a
+/// histogram's `_count`).
+pub fn assert_family(m: &Metrics, family: &str, ty: &str) {
+    assert_eq!(
+        m.types.get(family).map(String::as_str),
+        Some(ty),
+        "# TYPE of {}",
+        family
+    );
+    assert!(
+        m.helps.get(family).is_some_and(|h| !h.is_empty()),
+        "# HELP of {}",
+        family
+    );
+    let samples = if ty == "histogram" {
+        format!("{}_count", family)
+    } else {
+        family.to_string()
+    };
+    assert!(!m.find(&samples, &[]).is_empty(), "no samples of {}", family);
+}
+
 /// `promtool check metrics` reports zero problems on `text`.
 pub fn assert_promtool_clean(text: &str) {
     let (ok, out) = promtool_check(text);
