@@ -586,18 +586,18 @@ fn a_500_from_the_peer_is_passed_through_and_counted_as_5xx() {
 /// failure marks it down again.
 #[test]
 fn failed_connects_mark_the_peer_down_until_fail_timeout_and_count_as_5xx() {
-    // ports[2] is free and nobody listens on it.
-    let nginx = Nginx::start_with(2, 3, |p| {
+    let dead = ClosedPort::new();
+    let nginx = Nginx::start_with(2, 2, |p| {
         format!(
             "{pre}upstream flaky {{\n    zone flaky 64k;\n    server {good};\n    server {closed} max_fails=2 fail_timeout=2s;\n}}\n{front}{bg}",
             pre = preamble(true),
             good = addr(p[1]),
-            closed = addr(p[2]),
+            closed = addr(dead.port()),
             front = front(p[0], "    location /flaky/ { proxy_pass http://flaky; }\n"),
             bg = backend(p[1], "be_good", 200),
         )
     });
-    let (good, closed) = (addr(nginx.ports[1]), addr(nginx.ports[2]));
+    let (good, closed) = (addr(nginx.ports[1]), addr(dead.port()));
 
     let m = nginx.scrape();
     for s in [&good, &closed] {
@@ -767,14 +767,14 @@ fn proxy_next_upstream_http_500_counts_one_attempt_for_each_peer() {
 /// once, by the first request, then disabled for fail_timeout; the backup serves all).
 #[test]
 fn backup_peer_is_counted_only_when_the_primaries_fail() {
-    // ports[2] and ports[3] are free and nobody listens on them.
-    let nginx = Nginx::start_with(2, 4, |p| {
+    let dead = [ClosedPort::new(), ClosedPort::new()];
+    let nginx = Nginx::start_with(2, 2, |p| {
         format!(
             "{pre}upstream bk_down {{\n    zone bk_down 64k;\n    server {x} down;\n    server {y} down;\n    server {bk} backup;\n}}\n\
              upstream bk_fail {{\n    zone bk_fail 64k;\n    server {x};\n    server {y};\n    server {bk} backup;\n}}\n{front}{bb}",
             pre = preamble(true),
-            x = addr(p[2]),
-            y = addr(p[3]),
+            x = addr(dead[0].port()),
+            y = addr(dead[1].port()),
             bk = addr(p[1]),
             front = front(
                 p[0],
@@ -783,7 +783,7 @@ fn backup_peer_is_counted_only_when_the_primaries_fail() {
             bb = backend(p[1], "be_backup", 200),
         )
     });
-    let (bk, x, y) = (addr(nginx.ports[1]), addr(nginx.ports[2]), addr(nginx.ports[3]));
+    let (bk, x, y) = (addr(nginx.ports[1]), addr(dead[0].port()), addr(dead[1].port()));
 
     let m = nginx.scrape();
     for g in ["bk_down", "bk_fail"] {
@@ -1070,8 +1070,8 @@ fn upstream_bytes_equal_what_the_backend_received_and_sent() {
 /// peer.
 #[test]
 fn upstream_output_is_promtool_clean() {
-    // ports[5] is free and nobody listens on it.
-    let nginx = Nginx::start_with(2, 6, |p| {
+    let dead = ClosedPort::new();
+    let nginx = Nginx::start_with(2, 5, |p| {
         format!(
             "{pre}upstream pool {{\n    zone pool 64k;\n    server {a} weight=2;\n    server {b} max_fails=3 fail_timeout=5s;\n    server {c} backup;\n    server {closed} down;\n}}\n\
              upstream mixed {{\n    server {e500};\n    server {closed} max_fails=1;\n}}\n{front}{ba}{bb}{bc}{be}",
@@ -1080,7 +1080,7 @@ fn upstream_output_is_promtool_clean() {
             b = addr(p[2]),
             c = addr(p[3]),
             e500 = addr(p[4]),
-            closed = addr(p[5]),
+            closed = addr(dead.port()),
             front = front(
                 p[0],
                 &format!(
@@ -1238,7 +1238,8 @@ fn down_peer_is_listed_with_up_0_and_gets_no_traffic() {
 /// upstreams" is counted under `::none`, not as a peer named after the upstream.
 #[test]
 fn attempts_of_a_requests_two_upstreams_each_count_under_their_own() {
-    let closed = [free_port(), free_port()];
+    let dead = [ClosedPort::new(), ClosedPort::new()];
+    let closed = [dead[0].port(), dead[1].port()];
     let nginx = Nginx::start_with(1, 2, |p| {
         format!(
             r#"vts_zone main 1m;

@@ -2,7 +2,8 @@
 //! HTTP/1.1 to it over plain `TcpStream`s, parses the Prometheus text it serves and lints it
 //! with `promtool`.
 //!
-//! Only std is used: the tests must not link the module (it references nginx symbols).
+//! Only std (and libc, for a socket std cannot make) is used: the tests must not link the
+//! module (it references nginx symbols).
 //! Every wait is bounded; every nginx gets its own prefix directory and ports, so tests may run
 //! in parallel threads.
 #![allow(dead_code)]
@@ -76,8 +77,62 @@ pub fn module_path() -> PathBuf {
 
 /// A port on 127.0.0.1 that was free a moment ago (bind to port 0, take the port, drop it).
 pub fn free_port() -> u16 {
-    let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind 127.0.0.1:0");
-    l.local_addr().unwrap().port()
+    free_ports(1)[0]
+}
+
+/// `n` distinct ports on 127.0.0.1 that were free a moment ago. All listeners are held until
+/// every port is taken: dropping each one first lets the kernel hand out the same port twice.
+pub fn free_ports(n: usize) -> Vec<u16> {
+    let held: Vec<TcpListener> = (0..n)
+        .map(|_| TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind 127.0.0.1:0"))
+        .collect();
+    held.iter().map(|l| l.local_addr().unwrap().port()).collect()
+}
+
+/// A port on 127.0.0.1 where every connect is refused for as long as this value lives: a TCP
+/// socket bound without SO_REUSEADDR and never listening. A port that was merely free can be
+/// taken by a parallel test's nginx (or be handed out twice), and then the "dead" peer answers;
+/// this one cannot be bound by anyone else (nginx's SO_REUSEADDR does not override a socket
+/// without it) and the kernel skips it for outgoing connections.
+pub struct ClosedPort {
+    fd: i32,
+    port: u16,
+}
+
+impl ClosedPort {
+    pub fn new() -> ClosedPort {
+        // SAFETY: plain socket syscalls on a descriptor this value owns; `sa` is a fully
+        // initialised sockaddr_in whose size is passed with it.
+        unsafe {
+            let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+            assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
+            let mut sa: libc::sockaddr_in = std::mem::zeroed();
+            sa.sin_family = libc::AF_INET as libc::sa_family_t;
+            sa.sin_addr.s_addr = u32::from(Ipv4Addr::LOCALHOST).to_be();
+            sa.sin_port = 0;
+            let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+            let rc = libc::bind(fd, &sa as *const _ as *const libc::sockaddr, len);
+            assert!(rc == 0, "bind 127.0.0.1:0: {}", std::io::Error::last_os_error());
+            let mut len = len;
+            let rc = libc::getsockname(fd, &mut sa as *mut _ as *mut libc::sockaddr, &mut len);
+            assert!(rc == 0, "getsockname: {}", std::io::Error::last_os_error());
+            ClosedPort {
+                fd,
+                port: u16::from_be(sa.sin_port),
+            }
+        }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+}
+
+impl Drop for ClosedPort {
+    fn drop(&mut self) {
+        // SAFETY: `fd` is owned by this value and closed once.
+        unsafe { libc::close(self.fd) };
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -274,7 +329,7 @@ impl Nginx {
     pub fn start_with(workers: u32, nports: usize, http_body: impl Fn(&[u16]) -> String) -> Nginx {
         let mut last = String::new();
         for _attempt in 0..5 {
-            let ports: Vec<u16> = (0..nports).map(|_| free_port()).collect();
+            let ports = free_ports(nports);
             let text = render_conf(workers, &http_body(&ports));
             let prefix = fresh_prefix("run");
             let conf = prefix.join("conf/nginx.conf");
