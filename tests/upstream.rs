@@ -299,6 +299,24 @@ fn up(m: &Metrics, group: &str, server: &str) -> f64 {
     gauge(m, "up", group, server)
 }
 
+/// Polls until each backend's own server zone (requests, bytes in, bytes out) equals what the
+/// status page's upstream rows (all groups) say was exchanged with its address, and returns that
+/// scrape. A backend counts in its own log phase, after its response left: the proxy may finish
+/// the request (and the client see it) before the backend's worker runs again.
+fn settle_backends(nginx: &Nginx, backends: &[(&str, &str)]) -> Metrics {
+    nginx.scrape_until(|m| {
+        backends.iter().all(|(server, z)| {
+            let mut want = (0, 0, 0);
+            for (g, s) in rows(m).iter().filter(|(_, s)| s == server) {
+                let p = observed(m, g, s).unwrap_or_default();
+                want = (want.0 + p.attempts, want.1 + p.bytes_out, want.2 + p.bytes_in);
+            }
+            let (r, i, o, _) = zone(m, z);
+            (r, i, o) == want
+        })
+    })
+}
+
 /// A server zone's (requests, bytes in, bytes out, classes).
 fn zone(m: &Metrics, z: &str) -> (u64, u64, u64, [u64; 5]) {
     let v = |name: &str, extra: &[(&str, &str)]| {
@@ -529,6 +547,7 @@ fn round_robin_counts_every_attempt_per_peer_and_lists_all_peers_from_the_start(
         assert_eq!(&sum, classes, "status classes of group {}", group);
     }
     // Each backend's own zone received exactly the attempts sent to it, byte for byte.
+    let m = settle_backends(&nginx, &[(&a, "be_a"), (&b, "be_b"), (&c, "be_c")]);
     for (s, z) in [(&a, "be_a"), (&b, "be_b"), (&c, "be_c")] {
         let (mut att, mut out, mut inn) = (0, 0, 0);
         for g in ["pool", "nozone"] {
@@ -570,6 +589,7 @@ fn a_500_from_the_peer_is_passed_through_and_counted_as_5xx() {
 
     let m = assert_peers(&nginx, &exp);
     assert_eq!(up(&m, "u500", &a), 1.0, "a passed-through 500 is not a failure");
+    let m = settle_backends(&nginx, &[(&a, "be500")]);
     let (req, zin, zout, classes) = zone(&m, "be500");
     assert_eq!(
         (req, zin, zout, classes),
@@ -580,7 +600,7 @@ fn a_500_from_the_peer_is_passed_through_and_counted_as_5xx() {
     check_row_shapes(&m);
 }
 
-/// (3) A peer on a closed port with `max_fails=2 fail_timeout=2s` in an upstream with `zone`:
+/// (3) A peer on a closed port with `max_fails=2 fail_timeout=5s` in an upstream with `zone`:
 /// its two failed connects are counted for it (as 5xx: nginx records 502), each retry for the
 /// good peer; then it is down (up=0) until fail_timeout has passed, then up again; one more
 /// failure marks it down again.
@@ -589,7 +609,7 @@ fn failed_connects_mark_the_peer_down_until_fail_timeout_and_count_as_5xx() {
     let dead = ClosedPort::new();
     let nginx = Nginx::start_with(2, 2, |p| {
         format!(
-            "{pre}upstream flaky {{\n    zone flaky 64k;\n    server {good};\n    server {closed} max_fails=2 fail_timeout=2s;\n}}\n{front}{bg}",
+            "{pre}upstream flaky {{\n    zone flaky 64k;\n    server {good};\n    server {closed} max_fails=2 fail_timeout=5s;\n}}\n{front}{bg}",
             pre = preamble(true),
             good = addr(p[1]),
             closed = addr(dead.port()),
@@ -605,13 +625,15 @@ fn failed_connects_mark_the_peer_down_until_fail_timeout_and_count_as_5xx() {
         assert_eq!(up(&m, "flaky", s), 1.0, "{} up before traffic", s);
     }
     assert_eq!(gauge(&m, "max_fails", "flaky", &closed), 2.0);
-    assert_eq!(gauge(&m, "fail_timeout_seconds", "flaky", &closed), 2.0);
+    assert_eq!(gauge(&m, "fail_timeout_seconds", "flaky", &closed), 5.0);
 
     // Sequential: round robin picks good, closed (fails, retry on good), good, closed (fails
-    // again: 2 = max_fails, disabled), then good only.
+    // again: 2 = max_fails, disabled), then good only. fail_timeout is long enough that a
+    // stalled machine does not see the peer come back before the checks below.
     let traffic = reqs("flaky", 6, 200);
-    send(nginx.port(), &traffic, 1);
+    // Before the failures: a lower bound for how long the peer stays down.
     let t_failed = Instant::now();
+    send(nginx.port(), &traffic, 1);
     let log = wait_logged(&nginx, 6);
     for l in &log {
         let peers: Vec<(&str, u16)> = l.attempts.iter().map(|a| (a.peer.as_str(), a.status)).collect();
@@ -642,23 +664,25 @@ fn failed_connects_mark_the_peer_down_until_fail_timeout_and_count_as_5xx() {
         t_failed.elapsed()
     );
     assert_eq!(up(&m, "flaky", &good), 1.0);
+    let m = settle_backends(&nginx, &[(&good, "be_good")]);
     assert_eq!(zone(&m, "be_good").0, 6);
 
-    // Back to 1 once fail_timeout has passed (nginx: now - checked > 2 s), without traffic.
-    let back = poll(Duration::from_secs(8), || {
+    // Back to 1 once fail_timeout has passed (nginx: now - checked > 5 s, in whole seconds),
+    // without traffic.
+    let back = poll(Duration::from_secs(20), || {
         let m = nginx.scrape();
         (up(&m, "flaky", &closed) == 1.0).then_some(m)
     });
     let m = back.unwrap_or_else(|| {
         panic!(
-            "peer {} still down {:?} after its failures (fail_timeout=2s)",
+            "peer {} still down {:?} after its failures (fail_timeout=5s)",
             closed,
             t_failed.elapsed()
         )
     });
     let elapsed = t_failed.elapsed();
     assert!(
-        elapsed >= Duration::from_millis(1000),
+        elapsed >= Duration::from_secs(4),
         "up again after only {:?}",
         elapsed
     );
@@ -754,6 +778,7 @@ fn proxy_next_upstream_http_500_counts_one_attempt_for_each_peer() {
     assert_eq!(up(&m, "retry_once", &bad), 0.0, "http_500 counted as a failure");
     assert_eq!(up(&m, "retry_once", &good), 1.0);
     // The backends' own zones saw exactly these attempts.
+    let m = settle_backends(&nginx, &[(&bad, "be500"), (&good, "be_good")]);
     let (req, _, _, classes) = zone(&m, "be500");
     assert_eq!((req, classes), (n as u64 / 2 + 1, [0, 0, 0, 0, n as u64 / 2 + 1]));
     assert_eq!(zone(&m, "be_good").0, 2 * n as u64);
@@ -839,6 +864,7 @@ fn backup_peer_is_counted_only_when_the_primaries_fail() {
     );
     assert_eq!((up(&m, "bk_fail", &x), up(&m, "bk_fail", &y)), (0.0, 0.0));
     assert_eq!(up(&m, "bk_fail", &bk), 1.0);
+    let m = settle_backends(&nginx, &[(&bk, "be_backup")]);
     assert_eq!(zone(&m, "be_backup").0, 2 * n as u64);
     check_row_shapes(&m);
 }
@@ -898,6 +924,7 @@ fn proxy_pass_without_upstream_block_counts_under_nogroups() {
     );
     let tl = exp[&key(NOGROUPS, &lit)];
     let tv = exp[&key(NOGROUPS, &var)];
+    let m = settle_backends(&nginx, &[(&lit, "be_lit"), (&var, "be_var")]);
     let (rl, il, ol, _) = zone(&m, "be_lit");
     let (rv, iv, ov, _) = zone(&m, "be_var");
     assert_eq!(
@@ -1039,7 +1066,8 @@ fn upstream_bytes_equal_what_the_backend_received_and_sent() {
             "bytes_unbuf"
         }
     });
-    let m = assert_peers(&nginx, &exp);
+    assert_peers(&nginx, &exp);
+    let m = settle_backends(&nginx, &[(&x, "be_x"), (&y, "be_y")]);
     let mut total_in = 0;
     for (s, z) in [(&x, "be_x"), (&y, "be_y")] {
         let (mut att, mut out, mut inn) = (0, 0, 0);
