@@ -158,7 +158,9 @@ fn run(sc: &Scenario) -> Outcome {
         let scraper = s.spawn(|| {
             let mut prev = zone.snapshot();
             let mut n = 0usize;
-            while !done.load(Acquire) {
+            // At least one scrape, even if every writer finished before this thread ran.
+            loop {
+                let finished = done.load(Acquire);
                 let cur = zone.snapshot();
                 check_monotonic(&prev, &cur);
                 let total: u64 = cur.entries.iter().map(|e| e.counters.requests).sum();
@@ -171,6 +173,9 @@ fn run(sc: &Scenario) -> Outcome {
                 }
                 prev = cur;
                 n += 1;
+                if finished {
+                    break;
+                }
             }
             n
         });
