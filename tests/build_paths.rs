@@ -371,8 +371,11 @@ impl Server {
                 if s.child.try_wait().ok().flatten().is_some() {
                     return Some(false);
                 }
+                // Ours: a status page with its content type (not whatever else may hold the
+                // port while nginx retries its bind).
                 try_http_request(port, "GET", "/status", ZONE, &[], b"")
                     .ok()
+                    .filter(|r| r.status == 200 && r.header("content-type") == Some(STATUS_CONTENT_TYPE))
                     .map(|_| true)
             });
             match up {

@@ -20,11 +20,11 @@ use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Upper bound for starting nginx, a reload, a stop.
-pub const PROCESS_TIMEOUT: Duration = Duration::from_secs(10);
+pub const PROCESS_TIMEOUT: Duration = Duration::from_secs(30);
 /// Upper bound for polling the status page until counts settle.
-pub const SETTLE_TIMEOUT: Duration = Duration::from_secs(5);
+pub const SETTLE_TIMEOUT: Duration = Duration::from_secs(15);
 /// Connect / read / write timeout of the HTTP client.
-pub const IO_TIMEOUT: Duration = Duration::from_secs(5);
+pub const IO_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// The exact Content-Type of the status page.
 pub const STATUS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
