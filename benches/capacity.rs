@@ -131,7 +131,6 @@ fn run(w: &Workload, p: &Plan, region_len: usize, scrape_reps: usize) -> Option<
         nginx_version: "1.28.3",
         shm_name: b"vts",
         connections: Some(Connections::default()),
-        peers: Some(&peers),
         buckets: &bounds,
     };
     let (mut merge, mut rend, mut output) = (Vec::new(), Vec::new(), 0);
@@ -140,7 +139,7 @@ fn run(w: &Workload, p: &Plan, region_len: usize, scrape_reps: usize) -> Option<
         let snap = zone.snapshot();
         let t1 = Instant::now();
         let mut out = Vec::new();
-        render(black_box(&snap), &info, Format::Text, &mut out);
+        render(black_box(&snap), Some(&peers), &info, Format::Text, &mut out);
         merge.push(t1 - t0);
         rend.push(t1.elapsed());
         output = black_box(out).len();

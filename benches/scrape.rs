@@ -80,7 +80,6 @@ fn case(keys: usize, shards: usize) -> Row {
         nginx_version: "1.28.3",
         shm_name: b"vts",
         connections: Some(Connections::default()),
-        peers: None,
         buckets: &BOUNDS_S,
     };
     let slots = keys * shards;
@@ -98,7 +97,7 @@ fn case(keys: usize, shards: usize) -> Row {
         let snap = zone.snapshot();
         let t1 = Instant::now();
         let mut out = Vec::new();
-        render(black_box(&snap), &info, Format::Text, &mut out);
+        render(black_box(&snap), None, &info, Format::Text, &mut out);
         let t2 = Instant::now();
         assert_eq!(snap.entries.len(), keys + 2);
         assert_eq!(snap.entries[2].counters.requests, shards as u64);

@@ -26,7 +26,7 @@ use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
 
 use render::escape::{display_name, label_value};
-use render::prometheus::{render, Format, Info, PeerState};
+use render::prometheus::{render, Format, Info, PeerState, Scrape};
 use stats::{upstream_key, Counters, Entry, Kind, Snapshot};
 
 // ---------------------------------------------------------------------------------------------
@@ -500,11 +500,16 @@ fn check_render(c: &Case, format: Format) -> Result<(), TestCaseError> {
         nginx_version: "1.28.3",
         shm_name: &c.shm,
         connections: None,
-        peers: c.upstream_stats.then_some(&states[..]),
         buckets: &c.bounds,
     };
     let mut out = Vec::new();
-    render(&snap, &info, format, &mut out);
+    render(
+        &snap,
+        c.upstream_stats.then_some(&states[..]),
+        &info,
+        format,
+        &mut out,
+    );
     let p = parse(&out, om).map_err(|e| {
         TestCaseError::fail(format!(
             "{format:?}: {e}\n--- text ---\n{}",
@@ -512,6 +517,24 @@ fn check_render(c: &Case, format: Format) -> Result<(), TestCaseError> {
         ))
     })?;
     let fail = |what: String| TestCaseError::fail(format!("{format:?}: {what}"));
+    // Written in slices (as nginx writes a big scrape, one per event-loop turn), the text is
+    // the same bytes, whatever the slice size: one row per slice, or a few hundred bytes.
+    for budget in [1, 1 + (c.seed % 700) as usize] {
+        let mut sliced = Vec::new();
+        let peers = c.upstream_stats.then_some(&states[..]);
+        let mut scrape = Scrape::new(&snap, peers, &info, format, &mut sliced);
+        let mut slices = 1;
+        while !scrape.write(&mut sliced, budget) {
+            slices += 1;
+        }
+        if sliced != out {
+            return Err(fail(format!(
+                "written in {slices} slices of {budget} B, the text differs:\n{}\n--- whole ---\n{}",
+                String::from_utf8_lossy(&sliced),
+                String::from_utf8_lossy(&out)
+            )));
+        }
+    }
 
     let one = |name: &str| -> Vec<&(String, Labels, f64)> {
         p.samples.iter().filter(|(n, _, _)| n == name).collect()
@@ -809,7 +832,7 @@ fn a_server_named_overflow_is_not_the_overflow_zone() {
     };
     for format in [Format::Text, Format::OpenMetrics] {
         let mut out = Vec::new();
-        render(&snap, &info, format, &mut out);
+        render(&snap, None, &info, format, &mut out);
         if let Err(e) = parse(&out, format == Format::OpenMetrics) {
             panic!("{format:?}: {e}\n--- text ---\n{}", String::from_utf8_lossy(&out));
         }

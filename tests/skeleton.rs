@@ -571,9 +571,7 @@ server {{
     if rendered.elapsed() < Duration::from_millis(1500) {
         assert_eq!(cached, 1.0, "within 2s the cached text is served");
     }
-    let updated = poll(SETTLE_TIMEOUT, || {
-        (requests("/status") == 6.0).then_some(())
-    });
+    let updated = poll(SETTLE_TIMEOUT, || (requests("/status") == 6.0).then_some(()));
     assert!(updated.is_some(), "after 2s the cache is rendered again");
 
     // Any other render makes the cached text stale at once: a scrape never goes back in time.

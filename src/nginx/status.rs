@@ -7,7 +7,8 @@ use ngx::ffi::*;
 use ngx::http::HttpModuleLocationConf;
 
 use super::zone::{worker, Worker};
-use crate::render::prometheus::{self, Connections, Info};
+use crate::render::prometheus::{self, Connections, Info, PeerState, Scrape};
+use crate::stats::Snapshot;
 
 const MODULE_VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -139,28 +140,162 @@ unsafe fn serve(r: *mut ngx_http_request_t) -> ngx_int_t {
                     nginx_version: NGINX_VERSION.to_str().unwrap_or(""),
                     shm_name: mcf.map_or(&b""[..], |m| m.zone_name()),
                     connections: connections(),
-                    peers: peers.as_deref(),
                     buckets: mcf.map_or(&[][..], |m| m.bucket_seconds()),
                 };
-                prometheus::render(&snap, &info, format, &mut text);
-                LAST_SIZE.with(|l| l.set(text.len() + text.len() / 8));
-                let body = Rc::new(text);
-                // Every render counts, so that it invalidates the other workers' caches.
-                match w.zone.count_render(before) {
-                    Some(seq) if ttl > 0 => CACHE.with(|c| {
-                        *c.borrow_mut() = Some(Cached {
+                let mut scrape = Scrape::new(snap, peers, &info, format, &mut text);
+                if !scrape.write(&mut text, SLICE_BYTES) {
+                    return defer(
+                        r,
+                        Job {
+                            scrape,
+                            text,
                             format,
-                            at: ngx_current_msec,
-                            seq,
-                            body: body.clone(),
-                        })
-                    }),
-                    _ => CACHE.with(|c| *c.borrow_mut() = None),
+                            ttl,
+                            before,
+                            r,
+                            event: core::mem::zeroed(),
+                        },
+                    );
                 }
-                body
+                rendered(w, text, format, ttl, before)
             }
         };
+        send(r, format, body)
+    }
+}
 
+/// Counts a finished render (so that it invalidates the other workers' caches) and keeps it
+/// when this location caches scrapes.
+fn rendered(
+    w: &Worker,
+    text: Vec<u8>,
+    format: prometheus::Format,
+    ttl: ngx_msec_t,
+    before: u64,
+) -> Rc<Vec<u8>> {
+    LAST_SIZE.with(|l| l.set(text.len() + text.len() / 8));
+    let body = Rc::new(text);
+    match w.zone.count_render(before) {
+        Some(seq) if ttl > 0 => CACHE.with(|c| {
+            *c.borrow_mut() = Some(Cached {
+                format,
+                // SAFETY: nginx's cached clock, updated by the event loop.
+                at: unsafe { ngx_current_msec },
+                seq,
+                body: body.clone(),
+            })
+        }),
+        _ => CACHE.with(|c| *c.borrow_mut() = None),
+    }
+    body
+}
+
+/// Text written per turn of the event loop: about 40 us of a worker's time. Between slices the
+/// worker serves whatever else is ready, so a scrape of many keys takes longer but never holds
+/// the worker's other connections for more than a slice.
+const SLICE_BYTES: usize = 64 * 1024;
+
+/// The timer of a deferred scrape (see [`defer`]); it only matters if it is still being written
+/// by then, and then it just calls the next slice early.
+const KEEPALIVE_MS: ngx_msec_t = 60_000;
+
+/// A scrape that is written over several turns of the event loop. Boxed, owned by the request's
+/// pool (a cleanup frees it), so it lives exactly as long as the request.
+struct Job {
+    scrape: Scrape<Snapshot, Vec<PeerState>>,
+    text: Vec<u8>,
+    format: prometheus::Format,
+    ttl: ngx_msec_t,
+    before: u64,
+    r: *mut ngx_http_request_t,
+    /// Posted to `ngx_posted_next_events`: handled after the next round of I/O events.
+    event: ngx_event_t,
+}
+
+/// Hands `job` to the event loop and keeps the request open until it is done.
+unsafe fn defer(r: *mut ngx_http_request_t, job: Job) -> ngx_int_t {
+    // SAFETY: r is the live request; the Box is freed only by the pool cleanup registered
+    // here, which also takes the event off the posted queue, so the event never outlives it.
+    unsafe {
+        let cln = ngx_pool_cleanup_add((*r).pool, 0);
+        if cln.is_null() {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR as ngx_int_t;
+        }
+        let job = Box::into_raw(Box::new(job));
+        (*cln).handler = Some(drop_job);
+        (*cln).data = job.cast();
+        let ev = &mut (*job).event;
+        ev.handler = Some(next_slice);
+        // nginx's debug log names a timer by `((ngx_connection_t *) ev->data)->fd`.
+        ev.data = (*r).connection.cast();
+        ev.log = (*(*r).connection).log;
+        // A timer that is not cancelable keeps a worker that is shutting down gracefully (a
+        // reload) alive until the scrape is sent: posted events alone do not.
+        ngx_add_timer(ev, KEEPALIVE_MS);
+        // The request stays open (count) until next_slice finalizes it.
+        let main = &mut *(*r).main;
+        main.set_count(main.count() + 1);
+        ngx_post_event(ev, core::ptr::addr_of_mut!(ngx_posted_next_events));
+        NGX_DONE as ngx_int_t
+    }
+}
+
+/// Pool cleanup: the request is gone (finished, or terminated while a slice was pending).
+unsafe extern "C" fn drop_job(data: *mut core::ffi::c_void) {
+    // SAFETY: data is the Box made in defer, freed only here.
+    unsafe {
+        let mut job = Box::from_raw(data as *mut Job);
+        if job.event.posted() != 0 {
+            ngx_delete_posted_event(&mut job.event);
+        }
+        if job.event.timer_set() != 0 {
+            ngx_del_timer(&mut job.event);
+        }
+    }
+}
+
+/// Writes the next slice; once the text is complete, sends it and finishes the request.
+unsafe extern "C" fn next_slice(ev: *mut ngx_event_t) {
+    // SAFETY: ev is the event inside a live Job (drop_job unposts it and deletes its timer
+    // before freeing), and the Job's request is open (its count holds it).
+    unsafe {
+        let job = ev.byte_sub(core::mem::offset_of!(Job, event)) as *mut Job;
+        let r = (*job).r;
+        let c = (*r).connection;
+        let rc = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            let job = &mut *job;
+            if !job.scrape.write(&mut job.text, SLICE_BYTES) {
+                // (The timer, if it fired, only called this early: the slices go on.)
+                if (*ev).timer_set() == 0 {
+                    ngx_add_timer(ev, KEEPALIVE_MS);
+                }
+                ngx_post_event(ev, core::ptr::addr_of_mut!(ngx_posted_next_events));
+                return None;
+            }
+            if (*ev).timer_set() != 0 {
+                ngx_del_timer(ev);
+            }
+            let Some(w) = worker() else {
+                return Some(NGX_HTTP_SERVICE_UNAVAILABLE as ngx_int_t);
+            };
+            let text = core::mem::take(&mut job.text);
+            let body = rendered(w, text, job.format, job.ttl, job.before);
+            Some(send(r, job.format, body))
+        }))
+        .unwrap_or(Some(NGX_HTTP_INTERNAL_SERVER_ERROR as ngx_int_t));
+        if let Some(rc) = rc {
+            // May free the request, its pool and the Job: nothing of them is used after this.
+            ngx_http_finalize_request(r, rc);
+            ngx_http_run_posted_requests(c);
+        }
+    }
+}
+
+/// Sends the status page: headers, and the body unless the method is HEAD.
+unsafe fn send(r: *mut ngx_http_request_t, format: prometheus::Format, body: Rc<Vec<u8>>) -> ngx_int_t {
+    // SAFETY: r is a live request in its content phase (or a deferred one kept open).
+    unsafe {
+        let rr = &mut *r;
         rr.headers_out.status = NGX_HTTP_OK as ngx_uint_t;
         rr.headers_out.content_length_n = body.len() as off_t;
         let ct = format.content_type();

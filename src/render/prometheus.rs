@@ -3,11 +3,12 @@
 //! Families come in a fixed order, each with its HELP and TYPE once, before its samples; series
 //! within a family are sorted by their labels, so two scrapes diff cleanly. Label values are
 //! escaped in one place ([`super::escape`]).
+use std::borrow::Borrow;
 use std::collections::BTreeMap;
 use std::io::Write;
 
 use super::escape::{label_value, reserved_value};
-use crate::stats::{split_upstream_key, Counters, Entry, Kind, Snapshot, STATUS_LABELS};
+use crate::stats::{split_upstream_key, Counters, Kind, Snapshot, STATUS_LABELS};
 
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 pub const OPENMETRICS_CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -75,9 +76,6 @@ pub struct Info<'a> {
     /// The `vts_zone` name.
     pub shm_name: &'a [u8],
     pub connections: Option<Connections>,
-    /// nginx's live view of every upstream peer; `None` when `vts_upstream_stats` is off (no
-    /// upstream family is written then).
-    pub peers: Option<&'a [PeerState]>,
     /// Histogram upper bounds in seconds, ascending (the `+Inf` bucket is implicit).
     pub buckets: &'a [f64],
 }
@@ -275,19 +273,20 @@ impl Writer<'_> {
     }
 }
 
-/// Entries of a kind, sorted by name (the order of the output).
-fn sorted(snapshot: &Snapshot, kind: Kind) -> Vec<&Entry> {
-    let mut v: Vec<&Entry> = snapshot.entries.iter().filter(|e| e.kind == kind).collect();
-    v.sort_by(|a, b| a.name.cmp(&b.name));
+/// Indices of the entries of a kind, sorted by name (the order of the output).
+fn sorted(snapshot: &Snapshot, kind: Kind) -> Vec<usize> {
+    let e = &snapshot.entries;
+    let mut v: Vec<usize> = (0..e.len()).filter(|&i| e[i].kind == kind).collect();
+    v.sort_by(|&a, &b| e[a].name.cmp(&e[b].name));
     v
 }
 
-fn overflow<'s>(snapshot: &'s Snapshot, of: &[u8]) -> Option<&'s Counters> {
+/// The index of the overflow entry of `of` (`server`, `upstream`), once it holds something.
+fn overflow(snapshot: &Snapshot, of: &[u8]) -> Option<usize> {
     snapshot
         .entries
         .iter()
-        .find(|e| e.kind == Kind::Overflow && e.name == of && e.counters.requests > 0)
-        .map(|e| &e.counters)
+        .position(|e| e.kind == Kind::Overflow && e.name == of && e.counters.requests > 0)
 }
 
 /// A name in a label: configured (escaped by [`label_value`]), or one of the module's own,
@@ -317,12 +316,12 @@ impl Name<'_> {
     }
 }
 
-/// Server zones to show, rendered: every configured zone, and the overflow entry once it holds
-/// something.
-fn server_zones(snapshot: &Snapshot) -> Vec<(Vec<u8>, &Counters)> {
-    let mut v: Vec<(Vec<u8>, &Counters)> = sorted(snapshot, Kind::Server)
+/// Server zones to show, as (rendered `zone` label, entry index): every configured zone, and
+/// the overflow entry once it holds something.
+fn server_zones(snapshot: &Snapshot) -> Vec<(Vec<u8>, usize)> {
+    let mut v: Vec<(Vec<u8>, usize)> = sorted(snapshot, Kind::Server)
         .into_iter()
-        .map(|e| (label("zone", &e.name), &e.counters))
+        .map(|i| (label("zone", &snapshot.entries[i].name), i))
         .collect();
     if let Some(o) = overflow(snapshot, b"server") {
         v.push((Name::Reserved("::overflow").label("zone"), o));
@@ -330,20 +329,353 @@ fn server_zones(snapshot: &Snapshot) -> Vec<(Vec<u8>, &Counters)> {
     v
 }
 
-/// Renders the whole scrape.
-pub fn render(snapshot: &Snapshot, info: &Info, format: Format, out: &mut Vec<u8>) {
-    // About 2.3 KB per server zone and 3 KB per peer with the default buckets, unless the
-    // caller sized the buffer already (from its last scrape).
-    if out.capacity() == 0 {
-        out.reserve(4096 + snapshot.entries.len() * 3072);
-    }
-    let mut w = Writer { out, format };
-    let les: Vec<Vec<u8>> = info
-        .buckets
-        .iter()
-        .map(|b| label("le", format!("{b:?}").as_bytes()))
-        .collect();
+/// One row of the upstream families: counters from the zone (an entry index), state from
+/// nginx (an index into the peer states); either may be missing (a configured peer with no
+/// traffic yet; a peer that had traffic and is gone).
+#[derive(Default)]
+struct PeerRow {
+    counters: Option<usize>,
+    state: Option<usize>,
+}
 
+/// A peer's rendered (upstream, server) labels and its row, sorted by (upstream, server).
+type PeerLine = ([Vec<u8>; 2], PeerRow);
+
+fn peer_rows<'a>(snapshot: &'a Snapshot, peers: &'a [PeerState]) -> Vec<PeerLine> {
+    let key = |group: &'a [u8], server: &'a [u8]| {
+        (
+            Name::or_reserved(group, "::nogroups"),
+            Name::or_reserved(server, "::none"),
+        )
+    };
+    let mut rows: BTreeMap<(Name, Name), PeerRow> = BTreeMap::new();
+    for (i, p) in peers.iter().enumerate() {
+        rows.entry(key(&p.group, &p.server)).or_default().state = Some(i);
+    }
+    for (i, e) in snapshot.entries.iter().enumerate() {
+        if e.kind != Kind::UpstreamPeer {
+            continue;
+        }
+        if let Some((g, s)) = split_upstream_key(&e.name) {
+            rows.entry(key(g, s)).or_default().counters = Some(i);
+        }
+    }
+    if let Some(o) = overflow(snapshot, b"upstream") {
+        let reserved = Name::Reserved("::overflow");
+        rows.entry((reserved, reserved)).or_default().counters = Some(o);
+    }
+    rows.into_iter()
+        .map(|((g, s), r)| ([g.label("upstream"), s.label("server")], r))
+        .collect()
+}
+
+type PeerGauge = (&'static str, &'static str, fn(&PeerState) -> u64);
+
+const PEER_GAUGES: [PeerGauge; 5] = [
+    (
+        "nginx_vts_upstream_server_up",
+        "Upstream server status (1=up, 0=down)",
+        |p| p.up as u64,
+    ),
+    (
+        "nginx_vts_upstream_server_weight",
+        "Upstream server weight",
+        |p| p.weight,
+    ),
+    (
+        "nginx_vts_upstream_server_max_fails",
+        "Upstream server max_fails",
+        |p| p.max_fails,
+    ),
+    (
+        "nginx_vts_upstream_server_fail_timeout_seconds",
+        "Upstream server fail_timeout",
+        |p| p.fail_timeout_s,
+    ),
+    (
+        "nginx_vts_upstream_server_backup",
+        "Upstream server is a backup (1) or a primary (0)",
+        |p| p.backup as u64,
+    ),
+];
+
+/// The families with a series per key, in output order.
+#[derive(Clone, Copy, PartialEq)]
+enum Family {
+    ServerRequests,
+    ServerBytes,
+    ServerResponses,
+    ServerSeconds,
+    ServerDuration,
+    UpstreamRequests,
+    UpstreamBytes,
+    UpstreamResponses,
+    UpstreamSeconds,
+    UpstreamDuration,
+    /// One of [`PEER_GAUGES`].
+    PeerGauge(usize),
+}
+
+const FAMILIES: [Family; 15] = [
+    Family::ServerRequests,
+    Family::ServerBytes,
+    Family::ServerResponses,
+    Family::ServerSeconds,
+    Family::ServerDuration,
+    Family::UpstreamRequests,
+    Family::UpstreamBytes,
+    Family::UpstreamResponses,
+    Family::UpstreamSeconds,
+    Family::UpstreamDuration,
+    Family::PeerGauge(0),
+    Family::PeerGauge(1),
+    Family::PeerGauge(2),
+    Family::PeerGauge(3),
+    Family::PeerGauge(4),
+];
+
+impl Family {
+    /// Name, type and help.
+    fn header(self) -> (&'static str, &'static str, &'static str) {
+        match self {
+            Family::ServerRequests => (
+                "nginx_vts_server_requests_total",
+                "counter",
+                "Total number of requests",
+            ),
+            Family::ServerBytes => (
+                "nginx_vts_server_bytes_total",
+                "counter",
+                "Total bytes transferred",
+            ),
+            Family::ServerResponses => (
+                "nginx_vts_server_responses_total",
+                "counter",
+                "Total responses by status code",
+            ),
+            Family::ServerSeconds => (
+                "nginx_vts_server_request_seconds",
+                "gauge",
+                "Request processing time",
+            ),
+            Family::ServerDuration => (
+                "nginx_vts_server_request_duration_seconds",
+                "histogram",
+                "Request processing time histogram",
+            ),
+            Family::UpstreamRequests => (
+                "nginx_vts_upstream_requests_total",
+                "counter",
+                "Total upstream requests",
+            ),
+            Family::UpstreamBytes => (
+                "nginx_vts_upstream_bytes_total",
+                "counter",
+                "Total bytes transferred to/from upstream",
+            ),
+            Family::UpstreamResponses => (
+                "nginx_vts_upstream_responses_total",
+                "counter",
+                "Upstream responses by status code",
+            ),
+            Family::UpstreamSeconds => (
+                "nginx_vts_upstream_response_seconds",
+                "gauge",
+                "Upstream response time statistics",
+            ),
+            Family::UpstreamDuration => (
+                "nginx_vts_upstream_response_duration_seconds",
+                "histogram",
+                "Upstream response time histogram",
+            ),
+            Family::PeerGauge(i) => (PEER_GAUGES[i].0, "gauge", PEER_GAUGES[i].1),
+        }
+    }
+
+    fn upstream(self) -> bool {
+        !matches!(
+            self,
+            Family::ServerRequests
+                | Family::ServerBytes
+                | Family::ServerResponses
+                | Family::ServerSeconds
+                | Family::ServerDuration
+        )
+    }
+}
+
+/// A scrape being written: what it needs is owned (or borrowed, `S` and `P`), and where it is
+/// in the output is kept, so the text can be written in slices. The nginx layer writes one
+/// slice per turn of the event loop, so that a scrape of many keys never holds a worker for
+/// more than a slice; [`render`] writes it in one go.
+pub struct Scrape<S, P> {
+    snapshot: S,
+    /// nginx's peer states; `None` when `vts_upstream_stats` is off (no upstream family).
+    peers: Option<P>,
+    format: Format,
+    /// The rendered `le` labels of the finite bounds.
+    les: Vec<Vec<u8>>,
+    zones: Vec<(Vec<u8>, usize)>,
+    peer_rows: Vec<PeerLine>,
+    zero: Counters,
+    /// The next family ([`FAMILIES`] index) and row within it.
+    family: usize,
+    row: usize,
+}
+
+impl<S: Borrow<Snapshot>, P: Borrow<[PeerState]>> Scrape<S, P> {
+    /// Writes the families that do not grow with the keys (info, connections, memory) to `out`
+    /// and prepares the rest.
+    pub fn new(snapshot: S, peers: Option<P>, info: &Info, format: Format, out: &mut Vec<u8>) -> Self {
+        let snap: &Snapshot = snapshot.borrow();
+        // About 2.3 KB per server zone and 3 KB per peer with the default buckets, unless the
+        // caller sized the buffer already (from its last scrape).
+        if out.capacity() == 0 {
+            out.reserve(4096 + snap.entries.len() * 3072);
+        }
+        write_head(&mut Writer { out, format }, snap, info);
+        let les = info
+            .buckets
+            .iter()
+            .map(|b| label("le", format!("{b:?}").as_bytes()))
+            .collect();
+        let zones = server_zones(snap);
+        let peer_rows = peers
+            .as_ref()
+            .map_or_else(Vec::new, |p| peer_rows(snap, p.borrow()));
+        Scrape {
+            zero: Counters::new(info.buckets.len()),
+            snapshot,
+            peers,
+            format,
+            les,
+            zones,
+            peer_rows,
+            family: 0,
+            row: 0,
+        }
+    }
+
+    /// Writes rows until `out` has grown by `budget` bytes (at least one row) or the scrape is
+    /// complete; true once it is.
+    pub fn write(&mut self, out: &mut Vec<u8>, budget: usize) -> bool {
+        let start = out.len();
+        let format = self.format;
+        let mut w = Writer { out, format };
+        while let Some(&family) = FAMILIES.get(self.family) {
+            let upstream = family.upstream();
+            if upstream && self.peers.is_none() {
+                self.family += 1;
+                continue;
+            }
+            if self.row == 0 {
+                let (name, kind, help) = family.header();
+                w.family(name, kind, help);
+            }
+            let rows = if upstream {
+                self.peer_rows.len()
+            } else {
+                self.zones.len()
+            };
+            while self.row < rows {
+                self.write_row(&mut w, family, self.row);
+                self.row += 1;
+                if w.out.len() - start >= budget {
+                    return false;
+                }
+            }
+            self.family += 1;
+            self.row = 0;
+        }
+        if self.family == FAMILIES.len() {
+            if format == Format::OpenMetrics {
+                w.out.extend_from_slice(b"# EOF\n");
+            }
+            self.family += 1;
+        }
+        true
+    }
+
+    fn write_row(&self, w: &mut Writer, family: Family, row: usize) {
+        let snap: &Snapshot = self.snapshot.borrow();
+        let counters = |i: usize| &snap.entries[i].counters;
+        if !family.upstream() {
+            let (z, i) = &self.zones[row];
+            let (z, c) = (&z[..], counters(*i));
+            let name = [family.header().0];
+            match family {
+                Family::ServerRequests => w.sample(&name, &[z], Value::Int(c.requests)),
+                Family::ServerBytes => {
+                    w.sample(&name, &[z, b"direction=\"in\""], Value::Int(c.bytes_in));
+                    w.sample(&name, &[z, b"direction=\"out\""], Value::Int(c.bytes_out));
+                }
+                Family::ServerResponses => w.statuses(name[0], &[z], c),
+                Family::ServerSeconds => {
+                    w.sample(&name, &[z, b"type=\"avg\""], avg_s(c.time_sum_ms, c.requests));
+                    w.sample(&name, &[z, b"type=\"min\""], ms_to_s(c.time_min_ms.unwrap_or(0)));
+                    w.sample(&name, &[z, b"type=\"max\""], ms_to_s(c.time_max_ms));
+                }
+                _ => w.histogram(name[0], &[z], &self.les, &c.buckets, c.time_sum_ms, c.requests),
+            }
+            return;
+        }
+        let ([g, s], r) = &self.peer_rows[row];
+        let (g, s) = (&g[..], &s[..]);
+        let c = r.counters.map_or(&self.zero, counters);
+        let name = [family.header().0];
+        match family {
+            Family::UpstreamRequests => w.sample(&name, &[g, s], Value::Int(c.requests)),
+            Family::UpstreamBytes => {
+                w.sample(&name, &[g, s, b"direction=\"in\""], Value::Int(c.bytes_in));
+                w.sample(&name, &[g, s, b"direction=\"out\""], Value::Int(c.bytes_out));
+            }
+            Family::UpstreamResponses => w.statuses(name[0], &[g, s], c),
+            Family::UpstreamSeconds => {
+                w.sample(
+                    &name,
+                    &[g, s, b"type=\"request_avg\""],
+                    avg_s(c.time_sum_ms, c.requests),
+                );
+                w.sample(
+                    &name,
+                    &[g, s, b"type=\"upstream_avg\""],
+                    avg_s(c.upstream_sum_ms, c.upstream_count),
+                );
+            }
+            Family::UpstreamDuration => w.histogram(
+                name[0],
+                &[g, s],
+                &self.les,
+                &c.buckets,
+                c.upstream_sum_ms,
+                c.upstream_count,
+            ),
+            Family::PeerGauge(i) => {
+                let state = r.state.zip(self.peers.as_ref()).map(|(i, p)| &p.borrow()[i]);
+                if let Some(st) = state {
+                    w.sample(&name, &[g, s], Value::Int((PEER_GAUGES[i].2)(st)));
+                }
+            }
+            _ => unreachable!("server families are written above"),
+        }
+    }
+}
+
+/// Renders the whole scrape.
+pub fn render(
+    snapshot: &Snapshot,
+    peers: Option<&[PeerState]>,
+    info: &Info,
+    format: Format,
+    out: &mut Vec<u8>,
+) {
+    let mut scrape = Scrape::new(snapshot, peers, info, format, out);
+    while !scrape.write(out, usize::MAX) {}
+}
+
+/// The families that do not grow with the keys.
+fn write_head(w: &mut Writer, snapshot: &Snapshot, info: &Info) {
+    let format = w.format;
     w.family("nginx_vts_info", "gauge", "Nginx VTS module information");
     let info_labels = [
         label("hostname", info.hostname),
@@ -413,222 +745,6 @@ pub fn render(snapshot: &Snapshot, info: &Info, format: Format, out: &mut Vec<u8
         (b"state=\"max\"", snapshot.max_keys),
     ] {
         w.sample(&["nginx_vts_shm_keys"], &[&shm, state], Value::Int(v as u64));
-    }
-
-    let zones = server_zones(snapshot);
-    w.family(
-        "nginx_vts_server_requests_total",
-        "counter",
-        "Total number of requests",
-    );
-    for (z, c) in &zones {
-        w.sample(&["nginx_vts_server_requests_total"], &[z], Value::Int(c.requests));
-    }
-    w.family(
-        "nginx_vts_server_bytes_total",
-        "counter",
-        "Total bytes transferred",
-    );
-    for (z, c) in &zones {
-        w.sample(
-            &["nginx_vts_server_bytes_total"],
-            &[z, b"direction=\"in\""],
-            Value::Int(c.bytes_in),
-        );
-        w.sample(
-            &["nginx_vts_server_bytes_total"],
-            &[z, b"direction=\"out\""],
-            Value::Int(c.bytes_out),
-        );
-    }
-    w.family(
-        "nginx_vts_server_responses_total",
-        "counter",
-        "Total responses by status code",
-    );
-    for (z, c) in &zones {
-        w.statuses("nginx_vts_server_responses_total", &[z], c);
-    }
-    w.family(
-        "nginx_vts_server_request_seconds",
-        "gauge",
-        "Request processing time",
-    );
-    for (z, c) in &zones {
-        let name = ["nginx_vts_server_request_seconds"];
-        w.sample(&name, &[z, b"type=\"avg\""], avg_s(c.time_sum_ms, c.requests));
-        w.sample(&name, &[z, b"type=\"min\""], ms_to_s(c.time_min_ms.unwrap_or(0)));
-        w.sample(&name, &[z, b"type=\"max\""], ms_to_s(c.time_max_ms));
-    }
-    let name = "nginx_vts_server_request_duration_seconds";
-    w.family(name, "histogram", "Request processing time histogram");
-    for (z, c) in &zones {
-        w.histogram(name, &[z], &les, &c.buckets, c.time_sum_ms, c.requests);
-    }
-
-    if let Some(peers) = info.peers {
-        render_upstreams(&mut w, snapshot, peers, &les);
-    }
-    if format == Format::OpenMetrics {
-        w.out.extend_from_slice(b"# EOF\n");
-    }
-}
-
-/// One row of the upstream families: counters from the zone, state from nginx, either may be
-/// missing (a configured peer with no traffic yet; a peer that had traffic and is gone).
-#[derive(Default)]
-struct PeerRow<'a> {
-    counters: Option<&'a Counters>,
-    state: Option<&'a PeerState>,
-}
-
-fn peer_rows<'a>(
-    snapshot: &'a Snapshot,
-    peers: &'a [PeerState],
-) -> BTreeMap<(Name<'a>, Name<'a>), PeerRow<'a>> {
-    let key = |group: &'a [u8], server: &'a [u8]| {
-        (
-            Name::or_reserved(group, "::nogroups"),
-            Name::or_reserved(server, "::none"),
-        )
-    };
-    let mut rows: BTreeMap<(Name, Name), PeerRow> = BTreeMap::new();
-    for p in peers {
-        rows.entry(key(&p.group, &p.server)).or_default().state = Some(p);
-    }
-    for e in snapshot.entries.iter().filter(|e| e.kind == Kind::UpstreamPeer) {
-        if let Some((g, s)) = split_upstream_key(&e.name) {
-            rows.entry(key(g, s)).or_default().counters = Some(&e.counters);
-        }
-    }
-    if let Some(o) = overflow(snapshot, b"upstream") {
-        let reserved = Name::Reserved("::overflow");
-        rows.entry((reserved, reserved)).or_default().counters = Some(o);
-    }
-    rows
-}
-
-type PeerGauge = (&'static str, &'static str, fn(&PeerState) -> u64);
-
-const PEER_GAUGES: [PeerGauge; 5] = [
-    (
-        "nginx_vts_upstream_server_up",
-        "Upstream server status (1=up, 0=down)",
-        |p| p.up as u64,
-    ),
-    (
-        "nginx_vts_upstream_server_weight",
-        "Upstream server weight",
-        |p| p.weight,
-    ),
-    (
-        "nginx_vts_upstream_server_max_fails",
-        "Upstream server max_fails",
-        |p| p.max_fails,
-    ),
-    (
-        "nginx_vts_upstream_server_fail_timeout_seconds",
-        "Upstream server fail_timeout",
-        |p| p.fail_timeout_s,
-    ),
-    (
-        "nginx_vts_upstream_server_backup",
-        "Upstream server is a backup (1) or a primary (0)",
-        |p| p.backup as u64,
-    ),
-];
-
-/// A peer's rendered (upstream, server) labels, its counters, nginx's view of it.
-type PeerLine<'a> = ([Vec<u8>; 2], &'a Counters, Option<&'a PeerState>);
-
-fn render_upstreams(w: &mut Writer, snapshot: &Snapshot, peers: &[PeerState], les: &[Vec<u8>]) {
-    let zero = Counters::new(les.len());
-    let rows: Vec<PeerLine> = peer_rows(snapshot, peers)
-        .into_iter()
-        .map(|((g, s), r)| {
-            (
-                [g.label("upstream"), s.label("server")],
-                r.counters.unwrap_or(&zero),
-                r.state,
-            )
-        })
-        .collect();
-
-    w.family(
-        "nginx_vts_upstream_requests_total",
-        "counter",
-        "Total upstream requests",
-    );
-    for ([g, s], c, _) in &rows {
-        w.sample(
-            &["nginx_vts_upstream_requests_total"],
-            &[g, s],
-            Value::Int(c.requests),
-        );
-    }
-    w.family(
-        "nginx_vts_upstream_bytes_total",
-        "counter",
-        "Total bytes transferred to/from upstream",
-    );
-    for ([g, s], c, _) in &rows {
-        w.sample(
-            &["nginx_vts_upstream_bytes_total"],
-            &[g, s, b"direction=\"in\""],
-            Value::Int(c.bytes_in),
-        );
-        w.sample(
-            &["nginx_vts_upstream_bytes_total"],
-            &[g, s, b"direction=\"out\""],
-            Value::Int(c.bytes_out),
-        );
-    }
-    w.family(
-        "nginx_vts_upstream_responses_total",
-        "counter",
-        "Upstream responses by status code",
-    );
-    for ([g, s], c, _) in &rows {
-        w.statuses("nginx_vts_upstream_responses_total", &[g, s], c);
-    }
-    w.family(
-        "nginx_vts_upstream_response_seconds",
-        "gauge",
-        "Upstream response time statistics",
-    );
-    for ([g, s], c, _) in &rows {
-        let name = ["nginx_vts_upstream_response_seconds"];
-        w.sample(
-            &name,
-            &[g, s, b"type=\"request_avg\""],
-            avg_s(c.time_sum_ms, c.requests),
-        );
-        w.sample(
-            &name,
-            &[g, s, b"type=\"upstream_avg\""],
-            avg_s(c.upstream_sum_ms, c.upstream_count),
-        );
-    }
-    let name = "nginx_vts_upstream_response_duration_seconds";
-    w.family(name, "histogram", "Upstream response time histogram");
-    for ([g, s], c, _) in &rows {
-        w.histogram(
-            name,
-            &[g, s],
-            les,
-            &c.buckets,
-            c.upstream_sum_ms,
-            c.upstream_count,
-        );
-    }
-
-    for (name, help, get) in PEER_GAUGES {
-        w.family(name, "gauge", help);
-        for ([g, s], _, state) in &rows {
-            if let Some(st) = state {
-                w.sample(&[name], &[g, s], Value::Int(get(st)));
-            }
-        }
     }
 }
 
