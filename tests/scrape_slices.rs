@@ -221,3 +221,51 @@ fn a_reload_while_scrapes_are_written_lets_them_finish() {
     let log = nginx.error_log();
     assert!(!log.contains("[alert]") && !log.contains("[crit]"), "{}", log);
 }
+
+#[test]
+fn a_scrape_whose_request_body_is_still_arriving_is_complete() {
+    let nginx = many_zones(1);
+    // A GET with a body of which only part has arrived: nginx discards it as it comes.
+    let mut s = TcpStream::connect(("127.0.0.1", nginx.port())).unwrap();
+    s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    s.write_all(b"GET /status HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100\r\n\r\n0123456789")
+        .unwrap();
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 65536];
+    let (head_end, len) = loop {
+        let n = std::io::Read::read(&mut s, &mut buf).expect("read the scrape");
+        assert!(n > 0, "connection closed after {} bytes", raw.len());
+        raw.extend_from_slice(&buf[..n]);
+        if let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&raw[..end]).to_ascii_lowercase();
+            let len: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length: "))
+                .expect("a Content-Length")
+                .trim()
+                .parse()
+                .unwrap();
+            if raw.len() >= end + 4 + len {
+                break (end + 4, len);
+            }
+        }
+    };
+    assert!(raw.starts_with(b"HTTP/1.1 200 "));
+    let text = String::from_utf8_lossy(&raw[head_end..head_end + len]).into_owned();
+    let m = Metrics::parse(&text).unwrap();
+    assert_eq!(
+        m.label_values("nginx_vts_server_requests_total", "zone").len(),
+        ZONES + 1
+    );
+    // The rest of the body, and the connection serves the next request.
+    s.write_all(&[b'x'; 90]).unwrap();
+    s.write_all(b"GET /status HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut rest = Vec::new();
+    std::io::Read::read_to_end(&mut s, &mut rest).expect("read the second answer");
+    assert!(
+        rest.starts_with(b"HTTP/1.1 200 "),
+        "{:?}",
+        String::from_utf8_lossy(&rest[..rest.len().min(200)])
+    );
+}

@@ -144,18 +144,24 @@ unsafe fn serve(r: *mut ngx_http_request_t) -> ngx_int_t {
                 };
                 let mut scrape = Scrape::new(snap, peers, &info, format, &mut text);
                 if !scrape.write(&mut text, SLICE_BYTES) {
-                    return defer(
-                        r,
-                        Job {
-                            scrape,
-                            text,
-                            format,
-                            ttl,
-                            before,
+                    // While a request body is still being discarded, nginx arms a lingering
+                    // timer that would cut a deferred scrape short: write it in one go.
+                    if rr.discard_body() != 0 {
+                        while !scrape.write(&mut text, usize::MAX) {}
+                    } else {
+                        return defer(
                             r,
-                            event: core::mem::zeroed(),
-                        },
-                    );
+                            Job {
+                                scrape: Some(scrape),
+                                text,
+                                format,
+                                ttl,
+                                before,
+                                r,
+                                event: core::mem::zeroed(),
+                            },
+                        );
+                    }
                 }
                 rendered(w, text, format, ttl, before)
             }
@@ -202,7 +208,9 @@ const KEEPALIVE_MS: ngx_msec_t = 60_000;
 /// A scrape that is written over several turns of the event loop. Boxed, owned by the request's
 /// pool (a cleanup frees it), so it lives exactly as long as the request.
 struct Job {
-    scrape: Scrape<Snapshot, Vec<PeerState>>,
+    /// Dropped as soon as the text is complete (the request, and with it the Job, may live on
+    /// while the text is sent, or until the main request ends for a subrequest).
+    scrape: Option<Scrape<Snapshot, Vec<PeerState>>>,
     text: Vec<u8>,
     format: prometheus::Format,
     ttl: ngx_msec_t,
@@ -263,8 +271,19 @@ unsafe extern "C" fn next_slice(ev: *mut ngx_event_t) {
         let r = (*job).r;
         let c = (*r).connection;
         let rc = std::panic::catch_unwind(AssertUnwindSafe(|| {
-            let job = &mut *job;
-            if !job.scrape.write(&mut job.text, SLICE_BYTES) {
+            // The fields other than the event: the event is reached only through `ev`.
+            let Job {
+                scrape,
+                text,
+                format,
+                ttl,
+                before,
+                ..
+            } = &mut *job;
+            let Some(s) = scrape else {
+                return Some(NGX_HTTP_INTERNAL_SERVER_ERROR as ngx_int_t);
+            };
+            if !s.write(text, SLICE_BYTES) {
                 // (The timer, if it fired, only called this early: the slices go on.)
                 if (*ev).timer_set() == 0 {
                     ngx_add_timer(ev, KEEPALIVE_MS);
@@ -272,18 +291,24 @@ unsafe extern "C" fn next_slice(ev: *mut ngx_event_t) {
                 ngx_post_event(ev, core::ptr::addr_of_mut!(ngx_posted_next_events));
                 return None;
             }
-            if (*ev).timer_set() != 0 {
-                ngx_del_timer(ev);
-            }
+            *scrape = None;
             let Some(w) = worker() else {
                 return Some(NGX_HTTP_SERVICE_UNAVAILABLE as ngx_int_t);
             };
-            let text = core::mem::take(&mut job.text);
-            let body = rendered(w, text, job.format, job.ttl, job.before);
-            Some(send(r, job.format, body))
+            let body = rendered(w, core::mem::take(text), *format, *ttl, *before);
+            Some(send(r, *format, body))
         }))
         .unwrap_or(Some(NGX_HTTP_INTERNAL_SERVER_ERROR as ngx_int_t));
         if let Some(rc) = rc {
+            // Nothing may call this again once the request is finalized: the timer can run it
+            // while the event is also posted (timers expire before posted events run), and a
+            // panic can leave either armed.
+            if (*ev).posted() != 0 {
+                ngx_delete_posted_event(ev);
+            }
+            if (*ev).timer_set() != 0 {
+                ngx_del_timer(ev);
+            }
             // May free the request, its pool and the Job: nothing of them is used after this.
             ngx_http_finalize_request(r, rc);
             ngx_http_run_posted_requests(c);
