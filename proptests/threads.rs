@@ -161,7 +161,17 @@ fn run(sc: &Scenario) -> Outcome {
             // At least one scrape, even if every writer finished before this thread ran.
             loop {
                 let finished = done.load(Acquire);
-                let cur = zone.snapshot();
+                // Every other scrape takes the sum in small steps, as a status handler does
+                // for a scrape in slices, while the writers go on.
+                let cur = if n % 2 == 0 {
+                    zone.snapshot()
+                } else {
+                    let mut m = zone.merge();
+                    while !m.step(&zone, 16) {
+                        thread::yield_now();
+                    }
+                    m.finish()
+                };
                 check_monotonic(&prev, &cur);
                 let total: u64 = cur.entries.iter().map(|e| e.counters.requests).sum();
                 assert!(

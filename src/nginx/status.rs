@@ -8,7 +8,7 @@ use ngx::http::HttpModuleLocationConf;
 
 use super::zone::{worker, Worker};
 use crate::render::prometheus::{self, Connections, Info, PeerState, Scrape};
-use crate::stats::Snapshot;
+use crate::stats::{Merge, Snapshot};
 
 const MODULE_VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -128,42 +128,25 @@ unsafe fn serve(r: *mut ngx_http_request_t) -> ngx_int_t {
         let body = match cached(w, format, ttl) {
             Some(body) => body,
             None => {
-                // The last scrape's size, so the text is written without regrowing the buffer.
-                let mut text = Vec::with_capacity(LAST_SIZE.with(|l| l.get()) + 4096);
+                // Read before any counter: a render counted since makes this one not the last.
                 let before = w.zone.last_render();
-                let snap = w.zone.snapshot();
-                let peers = w.upstream_stats.then(super::upstream::peer_states);
-                let mcf = super::Module::main_conf_of(rr);
-                let info = Info {
-                    hostname: hostname(),
-                    module_version: MODULE_VERSION,
-                    nginx_version: NGINX_VERSION.to_str().unwrap_or(""),
-                    shm_name: mcf.map_or(&b""[..], |m| m.zone_name()),
-                    connections: connections(),
-                    buckets: mcf.map_or(&[][..], |m| m.bucket_seconds()),
+                let mut job = Job {
+                    phase: Phase::Summing(w.zone.merge()),
+                    // The last scrape's size, so the text is written without regrowing it.
+                    text: Vec::with_capacity(LAST_SIZE.with(|l| l.get()) + 4096),
+                    format,
+                    ttl,
+                    before,
+                    r,
+                    event: core::mem::zeroed(),
                 };
-                let mut scrape = Scrape::new(snap, peers, &info, format, &mut text);
-                if !scrape.write(&mut text, SLICE_BYTES) {
-                    // While a request body is still being discarded, nginx arms a lingering
-                    // timer that would cut a deferred scrape short: write it in one go.
-                    if rr.discard_body() != 0 {
-                        while !scrape.write(&mut text, usize::MAX) {}
-                    } else {
-                        return defer(
-                            r,
-                            Job {
-                                scrape: Some(scrape),
-                                text,
-                                format,
-                                ttl,
-                                before,
-                                r,
-                                event: core::mem::zeroed(),
-                            },
-                        );
-                    }
+                // While a request body is still being discarded, nginx arms a lingering timer
+                // that would cut a deferred scrape short: then all of it now, as one slice.
+                let whole = rr.discard_body() != 0;
+                if !job.advance(w, whole) {
+                    return defer(r, job);
                 }
-                rendered(w, text, format, ttl, before)
+                rendered(w, core::mem::take(&mut job.text), format, ttl, job.before)
             }
         };
         send(r, format, body)
@@ -201,16 +184,30 @@ fn rendered(
 /// the worker's other connections for more than a slice.
 const SLICE_BYTES: usize = 64 * 1024;
 
+/// Shard slots summed per turn of the event loop: about 40 us too (10,000 keys written by 64
+/// workers are 640,000 slots, 12 ms in one go).
+const SLICE_SLOTS: usize = 2048;
+
 /// The timer of a deferred scrape (see [`defer`]); it only matters if it is still being written
 /// by then, and then it just calls the next slice early.
 const KEEPALIVE_MS: ngx_msec_t = 60_000;
 
-/// A scrape that is written over several turns of the event loop. Boxed, owned by the request's
-/// pool (a cleanup frees it), so it lives exactly as long as the request.
+// The Job is boxed whole when it is deferred, and there is one per scrape: the size of the
+// largest phase costs nothing worth an extra allocation.
+#[allow(clippy::large_enum_variant)]
+enum Phase {
+    /// Summing the shards.
+    Summing(Merge),
+    /// Writing the text.
+    Writing(Scrape<Snapshot, Vec<PeerState>>),
+    /// The text is complete (the request may live on while it is sent).
+    Done,
+}
+
+/// A scrape in progress. When it does not fit in one slice it is boxed, owned by the
+/// request's pool (a cleanup frees it), so it lives exactly as long as the request.
 struct Job {
-    /// Dropped as soon as the text is complete (the request, and with it the Job, may live on
-    /// while the text is sent, or until the main request ends for a subrequest).
-    scrape: Option<Scrape<Snapshot, Vec<PeerState>>>,
+    phase: Phase,
     text: Vec<u8>,
     format: prometheus::Format,
     ttl: ngx_msec_t,
@@ -218,6 +215,48 @@ struct Job {
     r: *mut ngx_http_request_t,
     /// Posted to `ngx_posted_next_events`: handled after the next round of I/O events.
     event: ngx_event_t,
+}
+
+impl Job {
+    /// One slice of work (all of it if `whole`): a step of the sum and, once the sum is
+    /// complete, a slice of text. True once the text is complete.
+    fn advance(&mut self, w: &Worker, whole: bool) -> bool {
+        let (slots, bytes) = if whole {
+            (usize::MAX, usize::MAX)
+        } else {
+            (SLICE_SLOTS, SLICE_BYTES)
+        };
+        if let Phase::Summing(m) = &mut self.phase {
+            if !m.step(&w.zone, slots) {
+                return false;
+            }
+            let Phase::Summing(m) = core::mem::replace(&mut self.phase, Phase::Done) else {
+                unreachable!()
+            };
+            // SAFETY: the Job's request is open (see defer).
+            let rr = unsafe { &*self.r };
+            let peers = w.upstream_stats.then(super::upstream::peer_states);
+            let mcf = super::Module::main_conf_of(rr);
+            let info = Info {
+                hostname: hostname(),
+                module_version: MODULE_VERSION,
+                nginx_version: NGINX_VERSION.to_str().unwrap_or(""),
+                shm_name: mcf.map_or(&b""[..], |m| m.zone_name()),
+                connections: connections(),
+                buckets: mcf.map_or(&[][..], |m| m.bucket_seconds()),
+            };
+            let scrape = Scrape::new(m.finish(), peers, &info, self.format, &mut self.text);
+            self.phase = Phase::Writing(scrape);
+        }
+        if let Phase::Writing(s) = &mut self.phase {
+            if !s.write(&mut self.text, bytes) {
+                return false;
+            }
+        }
+        // The renderer's state (the snapshot) goes now, not when the request ends.
+        self.phase = Phase::Done;
+        true
+    }
 }
 
 /// Hands `job` to the event loop and keeps the request open until it is done.
@@ -271,19 +310,14 @@ unsafe extern "C" fn next_slice(ev: *mut ngx_event_t) {
         let r = (*job).r;
         let c = (*r).connection;
         let rc = std::panic::catch_unwind(AssertUnwindSafe(|| {
-            // The fields other than the event: the event is reached only through `ev`.
-            let Job {
-                scrape,
-                text,
-                format,
-                ttl,
-                before,
-                ..
-            } = &mut *job;
-            let Some(s) = scrape else {
-                return Some(NGX_HTTP_INTERNAL_SERVER_ERROR as ngx_int_t);
+            let Some(w) = worker() else {
+                return Some(NGX_HTTP_SERVICE_UNAVAILABLE as ngx_int_t);
             };
-            if !s.write(text, SLICE_BYTES) {
+            // (Another call after the text was complete would be a bug: answer with an error.)
+            if matches!((*job).phase, Phase::Done) {
+                return Some(NGX_HTTP_INTERNAL_SERVER_ERROR as ngx_int_t);
+            }
+            if !(*job).advance(w, false) {
                 // (The timer, if it fired, only called this early: the slices go on.)
                 if (*ev).timer_set() == 0 {
                     ngx_add_timer(ev, KEEPALIVE_MS);
@@ -291,12 +325,9 @@ unsafe extern "C" fn next_slice(ev: *mut ngx_event_t) {
                 ngx_post_event(ev, core::ptr::addr_of_mut!(ngx_posted_next_events));
                 return None;
             }
-            *scrape = None;
-            let Some(w) = worker() else {
-                return Some(NGX_HTTP_SERVICE_UNAVAILABLE as ngx_int_t);
-            };
-            let body = rendered(w, core::mem::take(text), *format, *ttl, *before);
-            Some(send(r, *format, body))
+            let (format, ttl, before) = ((*job).format, (*job).ttl, (*job).before);
+            let body = rendered(w, core::mem::take(&mut (*job).text), format, ttl, before);
+            Some(send(r, format, body))
         }))
         .unwrap_or(Some(NGX_HTTP_INTERNAL_SERVER_ERROR as ngx_int_t));
         if let Some(rc) = rc {

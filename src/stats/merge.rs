@@ -81,11 +81,69 @@ pub struct Snapshot {
     pub owned_shards: usize,
 }
 
+/// A sum of all shards taken in steps, a few chunks at a time, so that a scrape of many keys
+/// written by many workers never holds its worker for long. The keys and the zone's usage are
+/// those of the moment it was started; each key's counters are summed in one step.
+pub struct Merge {
+    snapshot: Snapshot,
+    /// The next chunk index to add, over every shard.
+    next_chunk: usize,
+    /// Chunks that can hold one of the snapshot's keys.
+    chunks: usize,
+}
+
+impl Merge {
+    /// Adds the slots of whole chunk indexes (that chunk of every shard that has it) until at
+    /// least `max_slots` slots were added or every chunk was; true once the sum is complete.
+    /// `zone` must be the zone the merge was started on.
+    pub fn step(&mut self, zone: &Zone, max_slots: usize) -> bool {
+        let entries = &mut self.snapshot.entries;
+        let mut added = 0usize;
+        while self.next_chunk < self.chunks {
+            let c = self.next_chunk;
+            let first = c * SLOTS_PER_CHUNK;
+            let keys = first..(first + SLOTS_PER_CHUNK).min(entries.len());
+            for shard in 0..SHARDS {
+                if zone.chunk_table(shard)[c].load(Acquire) == 0 {
+                    continue;
+                }
+                for key in keys.clone() {
+                    if let Some(slot) = zone.slot(shard, key) {
+                        entries[key].counters.add_slot(slot);
+                    }
+                }
+                added += keys.len();
+            }
+            self.next_chunk += 1;
+            if added >= max_slots {
+                break;
+            }
+        }
+        self.next_chunk == self.chunks
+    }
+
+    /// The sum, once [`Merge::step`] returned true.
+    pub fn finish(self) -> Snapshot {
+        debug_assert_eq!(
+            self.next_chunk, self.chunks,
+            "finish before the merge is complete"
+        );
+        self.snapshot
+    }
+}
+
 impl Zone {
     /// Sums all shards. Takes no lock; costs keys x shards-with-that-chunk additions.
     pub fn snapshot(&self) -> Snapshot {
+        let mut m = self.merge();
+        while !m.step(self, usize::MAX) {}
+        m.finish()
+    }
+
+    /// Starts a sum of all shards, to be taken in steps ([`Merge::step`]).
+    pub fn merge(&self) -> Merge {
         let geo = *self.geometry();
-        let mut entries: Vec<Entry> = self
+        let entries: Vec<Entry> = self
             .keys()
             .map(|(_, kind, name)| Entry {
                 kind,
@@ -94,28 +152,19 @@ impl Zone {
             })
             .collect();
         // Only the chunks that can hold a published key: the table is sized for the zone.
-        let chunks = entries.len().div_ceil(SLOTS_PER_CHUNK);
-        for shard in 0..SHARDS {
-            for (c, chunk) in self.chunk_table(shard).iter().take(chunks).enumerate() {
-                if chunk.load(Acquire) == 0 {
-                    continue;
-                }
-                let first = c * SLOTS_PER_CHUNK;
-                for key in first..(first + SLOTS_PER_CHUNK).min(entries.len()) {
-                    if let Some(slot) = self.slot(shard, key) {
-                        entries[key].counters.add_slot(slot);
-                    }
-                }
-            }
-        }
+        let chunks = entries.len().div_ceil(SLOTS_PER_CHUNK).min(geo.max_chunks);
         let (used_bytes, size_bytes) = self.usage();
-        Snapshot {
-            entries,
-            used_bytes,
-            size_bytes,
-            max_keys: geo.max_keys,
-            created_unix: self.header().created.load(Relaxed),
-            owned_shards: (0..OWNED_SHARDS).filter(|&i| self.owner_of(i) != 0).count(),
+        Merge {
+            snapshot: Snapshot {
+                entries,
+                used_bytes,
+                size_bytes,
+                max_keys: geo.max_keys,
+                created_unix: self.header().created.load(Relaxed),
+                owned_shards: (0..OWNED_SHARDS).filter(|&i| self.owner_of(i) != 0).count(),
+            },
+            next_chunk: 0,
+            chunks,
         }
     }
 }

@@ -18,7 +18,7 @@ pub mod zone;
 #[allow(unused_imports)]
 pub use directory::{split_upstream_key, upstream_key, Kind, OVERFLOW_SERVER, OVERFLOW_UPSTREAM};
 #[allow(unused_imports)]
-pub use merge::{Counters, Entry, Snapshot};
+pub use merge::{Counters, Entry, Merge, Snapshot};
 #[allow(unused_imports)]
 pub use sample::{status_class, Sample, STATUS_LABELS};
 #[allow(unused_imports)]
