@@ -198,11 +198,17 @@ fn settled(m: &Metrics, s: &Sent) -> bool {
         && z("other.example") == Some(s.other as f64)
         && z("b1.example").unwrap_or(0.0) + z("b2.example").unwrap_or(0.0) == s.proxied as f64
         && sum(m, "nginx_vts_upstream_requests_total", &[("upstream", "backend")]) == s.proxied as f64
-        && sum(
-            m,
-            "nginx_vts_upstream_response_duration_seconds_count",
-            &[("upstream", "backend")],
-        ) == s.proxied as f64
+        && (histograms_off(m)
+            || sum(
+                m,
+                "nginx_vts_upstream_response_duration_seconds_count",
+                &[("upstream", "backend")],
+            ) == s.proxied as f64)
+}
+
+/// `vts_histogram_buckets off`: no histogram family at all.
+fn histograms_off(m: &Metrics) -> bool {
+    !m.types.keys().any(|f| f.ends_with("_duration_seconds"))
 }
 
 /// Scrapes (text format) until every sent request is counted; bounded.
@@ -619,6 +625,38 @@ fn histograms_are_cumulative_and_count_every_request() {
         slow_seen,
         sent.slow
     );
+}
+
+#[test]
+fn histograms_off_leaves_every_other_family_and_count() {
+    let (_nginx, sent, text) = start_site(Some("off"), 40, 0);
+    assert_promtool_clean(&text);
+    assert_no_problems(&text, false);
+    let m = Metrics::parse(&text).unwrap();
+    assert!(
+        histograms_off(&m),
+        "a histogram family with buckets off:\n{}",
+        text
+    );
+    assert!(!text.contains("_bucket{"), "{}", text);
+    // Everything else is there, and exact (start_site settled on the sent counts).
+    for family in [
+        "nginx_vts_server_requests_total",
+        "nginx_vts_server_bytes_total",
+        "nginx_vts_server_responses_total",
+        "nginx_vts_server_request_seconds",
+        "nginx_vts_upstream_requests_total",
+        "nginx_vts_upstream_response_seconds",
+        "nginx_vts_upstream_server_up",
+    ] {
+        assert!(m.types.contains_key(family), "{} missing", family);
+    }
+    assert_eq!(
+        m.value("nginx_vts_server_requests_total", &[("zone", "front.example")]),
+        sent.front as f64
+    );
+    let types = text.lines().filter(|l| l.starts_with("# TYPE ")).count();
+    assert_eq!(types, text.lines().filter(|l| l.starts_with("# HELP ")).count());
 }
 
 #[test]

@@ -427,6 +427,26 @@ fn bad_configurations_fail_nginx_t_with_exact_messages() {
         Some(l),
     );
     assert_conf_error(
+        "vts_zone main 1m;\nvts_histogram_buckets 0.1 fast;",
+        r#"vts_histogram_buckets: invalid bound "fast", it must be a positive number of seconds"#,
+        Some(l + 1),
+    );
+    assert_conf_error(
+        "vts_zone main 1m;\nvts_histogram_buckets 0.5 0.1;",
+        r#"vts_histogram_buckets: bounds must be ascending, "0.1" follows "0.5""#,
+        Some(l + 1),
+    );
+    assert_conf_error(
+        "vts_zone main 1m;\nvts_histogram_buckets off 0.1;",
+        r#"vts_histogram_buckets: "off" takes no bounds after it"#,
+        Some(l + 1),
+    );
+    assert_conf_error(
+        "vts_zone main 1m;\nvts_histogram_buckets off;\nvts_histogram_buckets 1;",
+        r#""vts_histogram_buckets" directive is duplicate"#,
+        Some(l + 2),
+    );
+    assert_conf_error(
         &format!(
             "server {{\n    listen 127.0.0.1:{};\n    vts_zone main 1m;\n}}",
             port

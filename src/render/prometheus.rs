@@ -564,7 +564,10 @@ impl<S: Borrow<Snapshot>, P: Borrow<[PeerState]>> Scrape<S, P> {
         let mut w = Writer { out, format };
         while let Some(&family) = FAMILIES.get(self.family) {
             let upstream = family.upstream();
-            if upstream && self.peers.is_none() {
+            let histogram = matches!(family, Family::ServerDuration | Family::UpstreamDuration);
+            // No upstream families with `vts_upstream_stats off`, no histograms with
+            // `vts_histogram_buckets off` (no bounds).
+            if upstream && self.peers.is_none() || histogram && self.les.is_empty() {
                 self.family += 1;
                 continue;
             }
