@@ -1,4 +1,5 @@
-//! The `vts_status` content handler: snapshot, render, send.
+//! The `vts_status` content handler: sum the shards, write the text (in slices between the
+//! worker's events when it is big), send it.
 use core::cell::RefCell;
 use core::panic::AssertUnwindSafe;
 use std::rc::Rc;
@@ -15,7 +16,7 @@ const MODULE_VERSION: &str = env!("CARGO_PKG_VERSION");
 /// A rendered scrape kept for `vts_status_cache`.
 struct Cached {
     format: prometheus::Format,
-    /// `ngx_current_msec` when it was rendered.
+    /// `ngx_current_msec` when its numbers were read.
     at: ngx_msec_t,
     /// The zone's render sequence number of this scrape.
     seq: u64,
@@ -137,6 +138,7 @@ unsafe fn serve(r: *mut ngx_http_request_t) -> ngx_int_t {
                     format,
                     ttl,
                     before,
+                    started: ngx_current_msec,
                     r,
                     event: core::mem::zeroed(),
                 };
@@ -146,37 +148,11 @@ unsafe fn serve(r: *mut ngx_http_request_t) -> ngx_int_t {
                 if !job.advance(w, whole) {
                     return defer(r, job);
                 }
-                rendered(w, core::mem::take(&mut job.text), format, ttl, job.before)
+                job.finish(w)
             }
         };
         send(r, format, body)
     }
-}
-
-/// Counts a finished render (so that it invalidates the other workers' caches) and keeps it
-/// when this location caches scrapes.
-fn rendered(
-    w: &Worker,
-    text: Vec<u8>,
-    format: prometheus::Format,
-    ttl: ngx_msec_t,
-    before: u64,
-) -> Rc<Vec<u8>> {
-    LAST_SIZE.with(|l| l.set(text.len() + text.len() / 8));
-    let body = Rc::new(text);
-    match w.zone.count_render(before) {
-        Some(seq) if ttl > 0 => CACHE.with(|c| {
-            *c.borrow_mut() = Some(Cached {
-                format,
-                // SAFETY: nginx's cached clock, updated by the event loop.
-                at: unsafe { ngx_current_msec },
-                seq,
-                body: body.clone(),
-            })
-        }),
-        _ => CACHE.with(|c| *c.borrow_mut() = None),
-    }
-    body
 }
 
 /// Text written per turn of the event loop: about 40 us of a worker's time. Between slices the
@@ -211,7 +187,10 @@ struct Job {
     text: Vec<u8>,
     format: prometheus::Format,
     ttl: ngx_msec_t,
+    /// `last_render()` before the sum, and `ngx_current_msec` then: the cached text's age
+    /// counts from when its numbers were read.
     before: u64,
+    started: ngx_msec_t,
     r: *mut ngx_http_request_t,
     /// Posted to `ngx_posted_next_events`: handled after the next round of I/O events.
     event: ngx_event_t,
@@ -256,6 +235,26 @@ impl Job {
         // The renderer's state (the snapshot) goes now, not when the request ends.
         self.phase = Phase::Done;
         true
+    }
+
+    /// The complete text. Counts the render (so that it invalidates the other workers'
+    /// caches) and keeps the text when this location caches scrapes.
+    fn finish(&mut self, w: &Worker) -> Rc<Vec<u8>> {
+        let text = core::mem::take(&mut self.text);
+        LAST_SIZE.with(|l| l.set(text.len() + text.len() / 8));
+        let body = Rc::new(text);
+        match w.zone.count_render(self.before) {
+            Some(seq) if self.ttl > 0 => CACHE.with(|c| {
+                *c.borrow_mut() = Some(Cached {
+                    format: self.format,
+                    at: self.started,
+                    seq,
+                    body: body.clone(),
+                })
+            }),
+            _ => CACHE.with(|c| *c.borrow_mut() = None),
+        }
+        body
     }
 }
 
@@ -325,9 +324,8 @@ unsafe extern "C" fn next_slice(ev: *mut ngx_event_t) {
                 ngx_post_event(ev, core::ptr::addr_of_mut!(ngx_posted_next_events));
                 return None;
             }
-            let (format, ttl, before) = ((*job).format, (*job).ttl, (*job).before);
-            let body = rendered(w, core::mem::take(&mut (*job).text), format, ttl, before);
-            Some(send(r, format, body))
+            let body = (*job).finish(w);
+            Some(send(r, (*job).format, body))
         }))
         .unwrap_or(Some(NGX_HTTP_INTERNAL_SERVER_ERROR as ngx_int_t));
         if let Some(rc) = rc {
