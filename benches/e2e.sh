@@ -25,6 +25,7 @@
 # Knobs (defaults, quick defaults in brackets):
 #   E2E_PARTS="cg cgscrape wrk scrape"  E2E_BUILD=1 (run cargo build --release first)
 #   E2E_STATUS_CACHE=1s (vts_status_cache on the module's /status; default: not set)
+#   E2E_STATUS_EXTRA="sendfile_max_chunk 128k;" (more directives in the module's /status)
 #   E2E_N=2000 [1000] requests measured, E2E_WARM=200 [100] warm-up requests
 #   E2E_WORKERS=1 nginx workers for wrk and scrape, E2E_WRK_CONNS=32
 #   E2E_WRK_SECS=5 [2], E2E_WRK_ROUNDS=5 [5]
@@ -50,6 +51,8 @@ SCRAPE_ROUNDS="${E2E_SCRAPE_ROUNDS:-$(q 5 3)}"
 KEYS="${E2E_KEYS:-10000}"
 # vts_status_cache for the module's /status (empty: not set, every scrape renders).
 STATUS_CACHE="${E2E_STATUS_CACHE:-}"
+# More directives for the module's /status location.
+STATUS_EXTRA="${E2E_STATUS_EXTRA:-}"
 LAT_SAMPLES="${E2E_LAT_SAMPLES:-$(q 21 9)}"
 
 for tool in valgrind wrk curl python3; do
@@ -142,7 +145,7 @@ EOF
         # The same location tree in every variant: only the handler of /status differs.
         case "$variant" in
             stub) echo "        location = /status { stub_status; }" ;;
-            vts | vtsup) echo "        location = /status { vts_status;${STATUS_CACHE:+ vts_status_cache $STATUS_CACHE;} }" ;;
+            vts | vtsup) echo "        location = /status { vts_status;${STATUS_CACHE:+ vts_status_cache $STATUS_CACHE;}${STATUS_EXTRA:+ $STATUS_EXTRA} }" ;;
             *) echo "        location = /status { return 404; }" ;;
         esac
         cat <<EOF
@@ -458,6 +461,7 @@ if [ -n "$(grep '^cgscrape=' "$RESULTS" || true)" ]; then
     result note2 "One scrape of $KEYS keys: $(grep '^cgscrape=' "$RESULTS" | cut -d= -f2 | python3 -c 'import sys; print(f"{int(sys.stdin.read()):,}")') instructions in nginx (callgrind)."
 fi
 result note4 "Wall-clock parts: load average $load_start at the start, $(cut -d' ' -f1-3 /proc/loadavg) at the end ($(nproc) cores). 'busy' is the nginx workers' CPU time (user+sys, /proc) per second of wrk; 'per worker CPU-s' rows divide the requests served by that time: they hold up better than req/s when other processes take CPU, but include the workers' scrape work."
+result note5 "The module's /status location: vts_status;${STATUS_CACHE:+ vts_status_cache $STATUS_CACHE;}${STATUS_EXTRA:+ $STATUS_EXTRA}"
 result note3 "Attribution by function: target/e2e-attribution.txt. Elapsed: $((SECONDS - started)) s."
 echo
 $TOOL report "$RESULTS" | tee "$root/target/e2e-report.txt"
