@@ -213,7 +213,7 @@ fn histograms_off(m: &Metrics) -> bool {
 
 /// Scrapes (text format) until every sent request is counted; bounded.
 fn settle(nginx: &Nginx, s: &Sent) -> String {
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + SETTLE_TIMEOUT;
     loop {
         let text = scrape(nginx, None).1;
         let m = Metrics::parse(&text).unwrap_or_else(|e| panic!("scrape does not parse: {}\n{}", e, text));
@@ -222,8 +222,8 @@ fn settle(nginx: &Nginx, s: &Sent) -> String {
         }
         if Instant::now() >= deadline {
             panic!(
-                "counts did not settle within 10 s; sent {:?}; last scrape:\n{}",
-                s, text
+                "counts did not settle within {:?}; sent {:?}; last scrape:\n{}",
+                SETTLE_TIMEOUT, s, text
             );
         }
         thread::sleep(Duration::from_millis(50));
@@ -639,18 +639,18 @@ fn histograms_off_leaves_every_other_family_and_count() {
         text
     );
     assert!(!text.contains("_bucket{"), "{}", text);
-    // Everything else is there, and exact (start_site settled on the sent counts).
-    for family in [
-        "nginx_vts_server_requests_total",
-        "nginx_vts_server_bytes_total",
-        "nginx_vts_server_responses_total",
-        "nginx_vts_server_request_seconds",
-        "nginx_vts_upstream_requests_total",
-        "nginx_vts_upstream_response_seconds",
-        "nginx_vts_upstream_server_up",
+    // Every other family of the same site with default buckets is there, and exact
+    // (start_site settled on the sent counts).
+    let (_on, _, text_on) = start_site(None, 1, 0);
+    let on = Metrics::parse(&text_on).unwrap();
+    let mut want: BTreeSet<&String> = on.types.keys().collect();
+    for h in [
+        "nginx_vts_server_request_duration_seconds",
+        "nginx_vts_upstream_response_duration_seconds",
     ] {
-        assert!(m.types.contains_key(family), "{} missing", family);
+        assert!(want.remove(&h.to_string()), "{} missing with default buckets", h);
     }
+    assert_eq!(m.types.keys().collect::<BTreeSet<_>>(), want);
     assert_eq!(
         m.value("nginx_vts_server_requests_total", &[("zone", "front.example")]),
         sent.front as f64

@@ -3,7 +3,8 @@
 //! (a few MB of text, a hundred slices) that every scrape here is written in many slices, and
 //! check what a user sees: the same complete, exact, promtool-clean text as a scrape written in
 //! one go, with a Content-Length; several at once on one worker; clients that go away mid-way;
-//! a reload while scrapes are being written.
+//! a reload while scrapes are being written. What the slicing is for (the worker's other
+//! requests go on between slices) is a matter of time, measured by `benches/e2e.sh`.
 mod common;
 
 use common::*;
@@ -148,8 +149,10 @@ fn concurrent_scrapes_on_one_worker_while_it_serves() {
     assert!(!log.contains("[alert]") && !log.contains("[crit]"), "{}", log);
 }
 
+/// (Each abandoned scrape is still summed and written: a closed connection is noticed when
+/// the text is sent.)
 #[test]
-fn clients_that_leave_mid_scrape_cost_nothing() {
+fn clients_that_leave_mid_scrape_do_not_disturb_the_worker() {
     let nginx = many_zones(1);
     let workers = nginx.worker_pids();
     // Each asks for a scrape and closes its connection at once: the worker is still writing

@@ -366,4 +366,20 @@ fn a_reload_with_other_buckets_starts_a_fresh_zone() {
     ng.reload();
     ng.get(ZONES[0], "/x");
     assert_total(&ng, 1, "other bounds, same count: a fresh zone");
+
+    // `off` (no bounds, smaller slots) and back: a fresh zone each way, and no histograms.
+    ng.rewrite_conf(&body(&ng.ports, "vts_histogram_buckets off;\n"));
+    ng.reload();
+    for i in 0..4 {
+        ng.get(ZONES[i % 2], "/x");
+    }
+    assert_total(&ng, 4, "buckets off: a fresh zone");
+    let text = ng.scrape_text();
+    assert!(!text.contains("_duration_seconds"), "{}", text);
+    ng.rewrite_conf(&body(&ng.ports, "vts_histogram_buckets 0.2 2 6;\n"));
+    ng.reload();
+    ng.get(ZONES[1], "/x");
+    assert_total(&ng, 1, "buckets back on: a fresh zone");
+    let log = ng.error_log();
+    assert!(!log.contains("[emerg]") && !log.contains("[alert]"), "{}", log);
 }

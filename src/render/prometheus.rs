@@ -529,9 +529,11 @@ impl<S: Borrow<Snapshot>, P: Borrow<[PeerState]>> Scrape<S, P> {
     pub fn new(snapshot: S, peers: Option<P>, info: &Info, format: Format, out: &mut Vec<u8>) -> Self {
         let snap: &Snapshot = snapshot.borrow();
         // About 2.3 KB per server zone and 3 KB per peer with the default buckets, unless the
-        // caller sized the buffer already (from its last scrape).
-        if out.capacity() == 0 {
-            out.reserve(4096 + snap.entries.len() * 3072);
+        // caller sized the buffer for more already (from its last scrape): a text written in
+        // slices must not regrow (and copy) itself in one of them.
+        let estimate = 4096 + snap.entries.len() * 3072;
+        if out.capacity() < estimate {
+            out.reserve(estimate - out.len());
         }
         write_head(&mut Writer { out, format }, snap, info);
         let les = info

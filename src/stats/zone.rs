@@ -1,6 +1,6 @@
 //! A view of one statistics zone: creation, reattachment after a reload, and raw access to its
 //! tables. The request path goes through [`crate::stats::ShardWriter`], the scrape through
-//! [`Zone::snapshot`].
+//! [`Zone::merge`] (in steps) or [`Zone::snapshot`] (in one go).
 use core::ptr::NonNull;
 use core::slice;
 use core::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering::*};
