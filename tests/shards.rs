@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 const ZONES: [&str; 2] = ["a.example", "b.example"];
 
@@ -214,7 +214,16 @@ fn a_killed_worker_loses_nothing_counted_and_its_successor_counts() {
     // connection: one may have been counted without its response reaching the client, or its
     // response may have reached the client (the kernel closes the socket, which ends a
     // `Connection: close` response) before the worker's log phase ran.
-    let settled = ng.scrape_until(|m| total(m) >= received);
+    // Settled: every received request counted, or the total unchanged for half a second (a
+    // request lost with the killed worker never comes).
+    let mut last = (0, Instant::now());
+    let settled = ng.scrape_until(|m| {
+        let t = total(m);
+        if t != last.0 {
+            last = (t, Instant::now());
+        }
+        t >= received || last.1.elapsed() >= Duration::from_millis(500)
+    });
     let counted = total(&settled);
     assert!(
         counted.abs_diff(received) <= concurrency as u64,
