@@ -1135,6 +1135,328 @@ fn a_real_prometheus_scrapes_and_queries_it() {
     drop(nginx);
 }
 
+/// One series of a Prometheus API vector result: its labels (`__name__` included when the
+/// query keeps it) and its value.
+type Series = (BTreeMap<String, String>, f64);
+
+impl Prometheus {
+    /// Instant query: every series of the result vector with its labels.
+    fn series(&self, q: &str) -> Vec<Series> {
+        let path = format!("/api/v1/query?query={}", url_encode(q));
+        let r = http_request(self.port, "GET", &path, "127.0.0.1", &[], b"");
+        let body = r.body_text();
+        assert!(
+            r.status == 200 && body.contains("\"status\":\"success\""),
+            "query {}: {} {}",
+            q,
+            r.status,
+            body
+        );
+        json_series(&body)
+    }
+
+    /// Polls `q` until `ok(series)` (bounded); returns the last result.
+    fn series_until(&self, q: &str, limit: Duration, ok: impl Fn(&[Series]) -> bool) -> Vec<Series> {
+        let deadline = Instant::now() + limit;
+        loop {
+            let v = self.series(q);
+            if ok(&v) || Instant::now() >= deadline {
+                return v;
+            }
+            thread::sleep(Duration::from_millis(250));
+        }
+    }
+}
+
+/// A JSON string starting at `s[0] == '"'`: (unescaped text, the rest after the closing quote).
+fn json_string(s: &str) -> (String, &str) {
+    assert!(
+        s.starts_with('"'),
+        "JSON string expected at {:?}",
+        &s[..s.len().min(40)]
+    );
+    let mut out = String::new();
+    let mut it = s.char_indices().skip(1);
+    while let Some((i, c)) = it.next() {
+        match c {
+            '"' => return (out, &s[i + 1..]),
+            '\\' => match it.next().map(|x| x.1) {
+                Some('n') => out.push('\n'),
+                Some('t') => out.push('\t'),
+                Some('u') => {
+                    let hex: String = (0..4).filter_map(|_| it.next().map(|x| x.1)).collect();
+                    let cp = u32::from_str_radix(&hex, 16).expect("\\u escape");
+                    out.push(char::from_u32(cp).unwrap_or('\u{FFFD}'));
+                }
+                Some(o) => out.push(o),
+                None => break,
+            },
+            c => out.push(c),
+        }
+    }
+    panic!("unterminated JSON string {:?}", s);
+}
+
+/// The series of a Prometheus API vector result: every `"metric":{...},"value":[<ts>,"<v>"]`.
+fn json_series(body: &str) -> Vec<Series> {
+    let mut out = Vec::new();
+    let mut rest = body;
+    while let Some(i) = rest.find("\"metric\":{") {
+        rest = &rest[i + 10..];
+        let mut labels = BTreeMap::new();
+        loop {
+            rest = rest.trim_start_matches([',', ' ']);
+            if let Some(r) = rest.strip_prefix('}') {
+                rest = r;
+                break;
+            }
+            let (k, r) = json_string(rest);
+            let r = r.strip_prefix(':').expect("':' after a label name");
+            let (v, r) = json_string(r);
+            labels.insert(k, v);
+            rest = r;
+        }
+        let v = json_values(rest);
+        let value = *v
+            .first()
+            .unwrap_or_else(|| panic!("no value after the metric in {}", body));
+        out.push((labels, value));
+    }
+    out
+}
+
+/// `label` of every series, sorted.
+fn label_of(series: &[Series], label: &str) -> Vec<String> {
+    let mut v: Vec<String> = series
+        .iter()
+        .map(|(l, _)| l.get(label).cloned().unwrap_or_default())
+        .collect();
+    v.sort();
+    v
+}
+
+/// (server, value) of every series.
+fn by_server(series: &[Series]) -> BTreeMap<String, f64> {
+    series
+        .iter()
+        .map(|(l, v)| (l.get("server").cloned().unwrap_or_default(), *v))
+        .collect()
+}
+
+/// The README's (and the seed's) four upstream PromQL examples, run verbatim by a real
+/// Prometheus against an upstream of a live peer and a peer on a closed port (`max_fails=1`,
+/// a fail_timeout far longer than the test): the request rate of the live peer is positive;
+/// the error rate covers exactly the peers that answered errors (the live peer's 404s, the
+/// closed peer's one failed connect); the average upstream time is a finite number for each
+/// peer; `server_up == 0` returns exactly the closed peer. Then the counters Prometheus holds
+/// are exactly the attempts the clients' requests made.
+#[test]
+fn a_real_prometheus_answers_the_readme_upstream_queries() {
+    let started = Instant::now();
+    let dead = ClosedPort::new();
+    let nginx = Nginx::start_with(2, 2, |p| {
+        format!(
+            r#"vts_zone main 1m;
+vts_upstream_stats on;
+upstream backend {{
+    zone backend 64k;
+    server 127.0.0.1:{p1};
+    server 127.0.0.1:{closed} max_fails=1 fail_timeout=600s;
+}}
+server {{
+    listen 127.0.0.1:{p0};
+    server_name front.example;
+    location /         {{ proxy_pass http://backend; }}
+    location = /status {{ vts_status; }}
+}}
+server {{
+    listen 127.0.0.1:{p1};
+    server_name live.example;
+    location = /ok      {{ return 200 "live\n"; }}
+    location = /missing {{ return 404; }}
+}}
+"#,
+            p0 = p[0],
+            p1 = p[1],
+            closed = dead.port(),
+        )
+    });
+    let port = nginx.port();
+    let live = format!("127.0.0.1:{}", nginx.ports[1]);
+    let closed = format!("127.0.0.1:{}", dead.port());
+    let both: Vec<String> = {
+        let mut v = vec![live.clone(), closed.clone()];
+        v.sort();
+        v
+    };
+    let prom = Prometheus::start(port);
+
+    // Prometheus holds both peers' zeros before any traffic, so the one failed connect is an
+    // increase it sees.
+    let q0 = "nginx_vts_upstream_requests_total";
+    let zeros = prom.series_until(q0, Duration::from_secs(15), |s| {
+        label_of(s, "server") == both && s.iter().all(|(_, v)| *v == 0.0)
+    });
+    assert!(
+        label_of(&zeros, "server") == both && zeros.iter().all(|(_, v)| *v == 0.0),
+        "{} before traffic = {:?} (want zeros for {:?}) after {:?}",
+        q0,
+        zeros,
+        both,
+        started.elapsed()
+    );
+
+    // Sequential traffic (one request at a time: the closed peer is picked exactly once, then
+    // it is down), alternating 200 and 404 from the live peer.
+    let stop = Arc::new(AtomicBool::new(false));
+    let counts = Arc::new([AtomicU64::new(0), AtomicU64::new(0)]);
+    let traffic = {
+        let (stop, counts) = (stop.clone(), counts.clone());
+        thread::spawn(move || {
+            let mut i = 0;
+            while !stop.load(Ordering::SeqCst) {
+                let (path, status) = [("/ok", 200), ("/missing", 404)][i % 2];
+                let r = http_request(port, "GET", path, "front.example", &[], b"");
+                assert_eq!(r.status, status, "GET {}: {}", path, r.body_text());
+                counts[i % 2].fetch_add(1, Ordering::SeqCst);
+                i += 1;
+                thread::sleep(Duration::from_millis(15));
+            }
+        })
+    };
+    let finish = |stop: &AtomicBool| stop.store(true, Ordering::SeqCst);
+
+    // 1. Request rate.
+    let rate_q = "rate(nginx_vts_upstream_requests_total[5m])";
+    let rate = prom.series_until(rate_q, Duration::from_secs(15), |s| {
+        label_of(s, "server") == both && s.iter().all(|(_, v)| *v > 0.0)
+    });
+    // 2. Error rate: 4xx and 5xx series of both peers; positive for exactly the errors sent.
+    let err_q = "rate(nginx_vts_upstream_responses_total{status=~\"4xx|5xx\"}[5m])";
+    let positive = |s: &[Series]| -> Vec<(String, String)> {
+        let mut v: Vec<(String, String)> = s
+            .iter()
+            .filter(|(_, v)| *v > 0.0)
+            .map(|(l, _)| (l["server"].clone(), l["status"].clone()))
+            .collect();
+        v.sort();
+        v
+    };
+    let want_errors = {
+        let mut v = vec![
+            (live.clone(), "4xx".to_string()),
+            (closed.clone(), "5xx".to_string()),
+        ];
+        v.sort();
+        v
+    };
+    let errors = prom.series_until(err_q, Duration::from_secs(15), |s| {
+        s.len() == 4 && positive(s) == want_errors
+    });
+    // 3. Average upstream response time: one finite value per peer.
+    let avg_q = "nginx_vts_upstream_response_seconds{type=\"upstream_avg\"}";
+    let avg = prom.series_until(avg_q, Duration::from_secs(10), |s| label_of(s, "server") == both);
+    // 4. Servers down: exactly the closed peer.
+    let down_q = "nginx_vts_upstream_server_up == 0";
+    let down = prom.series_until(down_q, Duration::from_secs(10), |s| {
+        label_of(s, "server") == [closed.clone()]
+    });
+    finish(&stop);
+    traffic.join().expect("traffic thread panicked");
+    let (ok, missing) = (counts[0].load(Ordering::SeqCst), counts[1].load(Ordering::SeqCst));
+    let sent = ok + missing;
+
+    let rates = by_server(&rate);
+    assert!(
+        label_of(&rate, "server") == both && rates[&live] > 0.0 && rates[&closed] > 0.0,
+        "{} = {:?} while traffic ran (live {}, closed {})",
+        rate_q,
+        rate,
+        live,
+        closed
+    );
+    assert_eq!(
+        label_of(&errors, "status"),
+        ["4xx", "4xx", "5xx", "5xx"],
+        "{} = {:?}",
+        err_q,
+        errors
+    );
+    assert_eq!(
+        positive(&errors),
+        want_errors,
+        "{} = {:?}: positive for exactly the live peer's 404s and the closed peer's failure",
+        err_q,
+        errors
+    );
+    assert_eq!(label_of(&avg, "server"), both, "{} = {:?}", avg_q, avg);
+    assert!(
+        avg.iter()
+            .all(|(l, v)| v.is_finite() && *v >= 0.0 && *v < 30.0 && l["upstream"] == "backend"),
+        "{} = {:?}",
+        avg_q,
+        avg
+    );
+    assert_eq!(down.len(), 1, "{} = {:?}", down_q, down);
+    let (labels, value) = &down[0];
+    assert_eq!(
+        (
+            labels.get("upstream").map(String::as_str),
+            labels.get("server").map(String::as_str),
+            *value
+        ),
+        (Some("backend"), Some(closed.as_str()), 0.0),
+        "{} = {:?}",
+        down_q,
+        down
+    );
+
+    // What Prometheus holds is exactly what the clients caused: every request one attempt on
+    // the live peer, and the closed peer's single failed connect (a 502 nginx retried).
+    let want = BTreeMap::from([(live.clone(), sent as f64), (closed.clone(), 1.0)]);
+    let attempts = prom.series_until(q0, Duration::from_secs(20), |s| by_server(s) == want);
+    assert_eq!(by_server(&attempts), want, "{} vs requests sent", q0);
+    for (status, want) in [
+        (
+            "2xx",
+            BTreeMap::from([(live.clone(), ok as f64), (closed.clone(), 0.0)]),
+        ),
+        (
+            "4xx",
+            BTreeMap::from([(live.clone(), missing as f64), (closed.clone(), 0.0)]),
+        ),
+        (
+            "5xx",
+            BTreeMap::from([(live.clone(), 0.0), (closed.clone(), 1.0)]),
+        ),
+    ] {
+        let q = format!("nginx_vts_upstream_responses_total{{status=\"{}\"}}", status);
+        let got = prom.series_until(&q, Duration::from_secs(10), |s| by_server(s) == want);
+        assert_eq!(by_server(&got), want, "{}", q);
+    }
+    // The module's own page says the same.
+    let m = nginx.scrape();
+    for (server, n) in &want {
+        assert_eq!(
+            m.value(
+                "nginx_vts_upstream_requests_total",
+                &[("upstream", "backend"), ("server", server)]
+            ),
+            *n,
+            "status page, {}",
+            server
+        );
+    }
+    assert_eq!(
+        m.value(
+            "nginx_vts_upstream_server_up",
+            &[("upstream", "backend"), ("server", &closed)]
+        ),
+        0.0
+    );
+    drop(nginx);
+}
+
 // ---------------------------------------------------------------------------------------------
 // 6. Hostile names through the real nginx
 // ---------------------------------------------------------------------------------------------

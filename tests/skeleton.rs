@@ -456,6 +456,67 @@ fn bad_configurations_fail_nginx_t_with_exact_messages() {
     );
 }
 
+/// The most histogram bounds `vts_histogram_buckets` takes (`MAX_BUCKETS` in
+/// src/stats/layout.rs; the message of src/nginx/conf.rs names it).
+const MAX_BOUNDS: usize = 64;
+
+/// `n` ascending bounds, 0.001 s apart, as the directive's arguments.
+fn bounds(n: usize) -> String {
+    (1..=n)
+        .map(|i| format!("{}", i as f64 / 1000.0))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The bounds of `vts_histogram_buckets` are checked one by one: a count above the maximum, a
+/// zero and a negative bound (first, or after valid ones) each fail `nginx -t` with the exact
+/// message and the directive's line; the maximum itself is accepted.
+#[test]
+fn bad_histogram_bounds_fail_nginx_t_with_exact_messages() {
+    let l = BODY_FIRST_LINE;
+    let too_many = format!("at most {} bounds are allowed", MAX_BOUNDS);
+    assert_conf_error(
+        &format!(
+            "vts_zone main 1m;\nvts_histogram_buckets {};",
+            bounds(MAX_BOUNDS + 1)
+        ),
+        &format!("vts_histogram_buckets: {}", too_many),
+        Some(l + 1),
+    );
+    assert_conf_error(
+        &format!(
+            "vts_zone main 1m;\nvts_histogram_buckets {};",
+            bounds(3 * MAX_BOUNDS)
+        ),
+        &format!("vts_histogram_buckets: {}", too_many),
+        Some(l + 1),
+    );
+    for (args, bad) in [
+        ("0", "0"),
+        ("0.0", "0.0"),
+        ("0 0.1", "0"),
+        ("0.1 0.5 0", "0"),
+        ("-0.5", "-0.5"),
+        ("-1 0.1", "-1"),
+        ("0.1 -2", "-2"),
+        ("-0", "-0"),
+    ] {
+        assert_conf_error(
+            &format!("vts_zone main 1m;\nvts_histogram_buckets {};", args),
+            &format!(
+                r#"vts_histogram_buckets: invalid bound "{}", it must be a positive number of seconds"#,
+                bad
+            ),
+            Some(l + 1),
+        );
+    }
+    // The boundary: exactly the maximum is accepted.
+    let body = format!("vts_zone main 1m;\nvts_histogram_buckets {};", bounds(MAX_BOUNDS));
+    let (ok, out) = nginx_t(&body);
+    assert!(ok, "nginx -t rejected {} bounds:\n{}", MAX_BOUNDS, out);
+    assert!(!out.contains("[emerg]"), "{}", out);
+}
+
 #[test]
 fn good_configurations_pass_nginx_t() {
     let port = free_port();

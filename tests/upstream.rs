@@ -69,9 +69,14 @@ fn front(port: u16, locations: &str) -> String {
 /// A backend server block (its own zone `name`) answering `status` with a body that echoes the
 /// URI; `.../missing...` gives 404 and `.../moved...` 301.
 fn backend(port: u16, name: &str, status: u16) -> String {
+    backend_at(&addr(port), name, status)
+}
+
+/// Like `backend`, listening on `listen` (`[::1]:8080`, `unix:/path`).
+fn backend_at(listen: &str, name: &str, status: u16) -> String {
     format!(
         r#"server {{
-    listen 127.0.0.1:{port};
+    listen {listen};
     server_name {name};
     location / {{ return {status} "{name} answers $request_uri\n"; }}
     location ~ /missing {{ return 404 "{name}: not here\n"; }}
@@ -980,6 +985,53 @@ fn upstream_stats_off_writes_no_upstream_family() {
         "{}",
         text
     );
+    // Not even a key was registered for a peer (configured or proxied to): the directory holds
+    // the configured server zones and the built-in overflow entries, nothing else.
+    let zones = configured_zones(&nginx);
+    assert_eq!(
+        m.label_values("nginx_vts_server_requests_total", "zone"),
+        zones,
+        "server zones listed vs configured"
+    );
+    assert_eq!(
+        used_keys(&m),
+        zones.len() + OVERFLOW_KEYS,
+        "keys in use with vts_upstream_stats off: {} server zones {:?} + {} overflow entries",
+        zones.len(),
+        zones,
+        OVERFLOW_KEYS
+    );
+}
+
+/// Keys the zone registers at creation, whatever the configuration: the overflow entries of
+/// server zones and of upstream peers (`OVERFLOW_KEYS` in src/stats/directory.rs).
+const OVERFLOW_KEYS: usize = 2;
+
+/// The server zones the running configuration declares: the first `server_name` of every
+/// `server {` block (`_` for a block without one), read back from the nginx.conf the test
+/// wrote. Blocks with the same first name share a zone.
+fn configured_zones(nginx: &Nginx) -> BTreeSet<String> {
+    let conf = fs::read_to_string(&nginx.conf).expect("read nginx.conf");
+    conf.split("server {")
+        .skip(1)
+        .map(|block| {
+            let block = &block[..block.find("server {").unwrap_or(block.len())];
+            block
+                .lines()
+                .map(str::trim)
+                .find_map(|l| l.strip_prefix("server_name "))
+                .and_then(|names| names.trim_end_matches(';').split_whitespace().next())
+                .unwrap_or("_")
+                .to_string()
+        })
+        .collect()
+}
+
+/// `nginx_vts_shm_keys{state="used"}`: keys registered in the zone's directory.
+fn used_keys(m: &Metrics) -> usize {
+    let v = m.find("nginx_vts_shm_keys", &[("state", "used")]);
+    assert_eq!(v.len(), 1, "nginx_vts_shm_keys{{state=\"used\"}}: {:?}", v);
+    v[0].1 as usize
 }
 
 /// A directory of static files for the bytes test, removed on drop.
@@ -1343,5 +1395,232 @@ server {{
         m.find("nginx_vts_upstream_requests_total", &[("upstream", "second")])
             .len(),
         1
+    );
+}
+
+/// A scratch directory for unix sockets (a short path: `sun_path` holds 107 bytes), removed on
+/// drop. Declare it before the Nginx that listens there.
+struct SockDir(PathBuf);
+
+impl SockDir {
+    fn new() -> SockDir {
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos();
+        let dir = std::env::temp_dir().join(format!("vtsu-{}-{}", std::process::id(), nanos % 1_000_000));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).expect("create socket dir");
+        SockDir(dir)
+    }
+}
+
+impl Drop for SockDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Whether this machine has an IPv6 loopback to listen on.
+fn ipv6_loopback() -> bool {
+    std::net::TcpListener::bind("[::1]:0").is_ok()
+}
+
+/// (11) Peers named the way nginx names them: `[::1]:PORT` (in an upstream block, and as a
+/// `::nogroups` proxy_pass, literal and through a variable: one row) and `unix:/path` (in the
+/// upstream block one name short enough for the worker's peer cache and one longer than it; the
+/// short one also as a literal `::nogroups` proxy_pass). Every configured peer is listed with
+/// zeros from the start under exactly that label; after traffic each has exactly its share of the round robin, and the
+/// attempts, status classes and bytes of nginx's access log; each backend's own server zone
+/// saw exactly those attempts; the directory holds one key per zone and per peer.
+///
+/// Without an IPv6 loopback on the machine the `[::1]` peers are left out (said on stderr).
+#[test]
+fn ipv6_and_unix_socket_peers_are_labelled_as_nginx_names_them() {
+    let v6 = ipv6_loopback();
+    if !v6 {
+        eprintln!("no IPv6 loopback ([::1] cannot be bound): testing only the unix: peers");
+    }
+    let dir = SockDir::new();
+    let short = dir.0.join("s.sock");
+    // "unix:" + path longer than the peer cache's 64-byte names, within sun_path.
+    let base = dir.0.join("l").display().to_string();
+    let long = PathBuf::from(format!(
+        "{}{}.sock",
+        base,
+        "o".repeat(90usize.saturating_sub(base.len()))
+    ));
+    assert!(
+        format!("unix:{}", long.display()).len() > 64 && long.as_os_str().len() < 107,
+        "socket path {} does not fit the test (temp dir too long?)",
+        long.display()
+    );
+    let (short_peer, long_peer) = (
+        format!("unix:{}", short.display()),
+        format!("unix:{}", long.display()),
+    );
+    let nginx = Nginx::start_with(2, 2, |p| {
+        // A start that lost a port race leaves its socket files behind: nginx would then fail
+        // to bind them on the next attempt.
+        let _ = fs::remove_file(&short);
+        let _ = fs::remove_file(&long);
+        let v6_peer = format!("[::1]:{}", p[1]);
+        let (v6_server, v6_location, v6_backend) = if v6 {
+            (
+                format!("    server {};\n", v6_peer),
+                format!(
+                    "    location /v6/ {{ proxy_pass http://{v}; }}\n    location /v6var/ {{ set $b \"{v}\"; proxy_pass http://$b; }}\n",
+                    v = v6_peer
+                ),
+                backend_at(&v6_peer, "be_v6", 200),
+            )
+        } else {
+            Default::default()
+        };
+        format!(
+            "{pre}upstream mixed {{\n    zone mixed 64k;\n{v6_server}    server {short_peer};\n    server {long_peer};\n}}\n{front}{v6_backend}{bs}{bl}",
+            pre = preamble(true),
+            front = front(
+                p[0],
+                &format!(
+                    "    location /mixed/ {{ proxy_pass http://mixed; }}\n    location /sock/ {{ proxy_pass http://{short_peer}:/sock/; }}\n{v6_location}"
+                )
+            ),
+            bs = backend_at(&short_peer, "be_short", 200),
+            bl = backend_at(&long_peer, "be_long", 200),
+        )
+    });
+    let v6_peer = format!("[::1]:{}", nginx.ports[1]);
+    let group_of = |uri: &str| {
+        if uri.starts_with("/mixed/") {
+            "mixed"
+        } else {
+            NOGROUPS
+        }
+    };
+
+    // Before traffic: every configured peer, under exactly nginx's name, with zeros.
+    let mut peers = vec![short_peer.clone(), long_peer.clone()];
+    let mut listed = BTreeSet::from([
+        key("mixed", &short_peer),
+        key("mixed", &long_peer),
+        key(NOGROUPS, &short_peer),
+    ]);
+    if v6 {
+        peers.insert(0, v6_peer.clone());
+        listed.insert(key("mixed", &v6_peer));
+        listed.insert(key(NOGROUPS, &v6_peer));
+    }
+    let m = nginx.scrape();
+    assert_eq!(rows(&m), listed, "rows before traffic");
+    for (g, s) in &listed {
+        assert_eq!(
+            observed(&m, g, s),
+            Some(PeerTotals::default()),
+            "{} {} before traffic",
+            g,
+            s
+        );
+        assert_eq!(up(&m, g, s), 1.0, "{} {} up", g, s);
+    }
+    check_row_shapes(&m);
+
+    // Traffic: n through the group (round robin over its peers); to the `::nogroups` peers:
+    // k to the IPv6 address, kv to the same through a variable (the same row), ks to the
+    // short socket.
+    let n = 10 * peers.len();
+    let (k, kv, ks) = if v6 { (7, 5, 6) } else { (0, 0, 6) };
+    let mut traffic = Vec::new();
+    let mut client_classes: BTreeMap<&str, [u64; 5]> = BTreeMap::new();
+    for (group, prefix, count) in [
+        ("mixed", "mixed", n),
+        (NOGROUPS, "v6", k),
+        (NOGROUPS, "v6var", kv),
+        (NOGROUPS, "sock", ks),
+    ] {
+        for i in 0..count {
+            let (path, status) = match i % 4 {
+                2 => (format!("/{}/missing/{}", prefix, i), 404),
+                3 => (format!("/{}/moved/{}", prefix, i), 301),
+                _ => (format!("/{}/{}?pad={}", prefix, i, "y".repeat(i * 13 % 61)), 200),
+            };
+            client_classes.entry(group).or_default()[(status / 100 - 1) as usize] += 1;
+            traffic.push((path, status));
+        }
+    }
+    traffic.sort_by_key(|(path, _)| path.len() * 5 % 11);
+    send(nginx.port(), &traffic, 2);
+
+    let log = wait_logged(&nginx, n + k + kv + ks);
+    for l in &log {
+        assert_eq!(l.attempts.len(), 1, "a retry where none was expected: {:?}", l);
+    }
+    let exp = expected_from(&log, group_of);
+    // nginx's own names for the peers are exactly the labels expected.
+    assert_eq!(
+        exp.keys().cloned().collect::<BTreeSet<_>>(),
+        listed,
+        "peers in nginx's access log"
+    );
+    for s in &peers {
+        assert_eq!(exp[&key("mixed", s)].attempts, 10, "{}: {:?}", s, exp);
+    }
+    let m = assert_peers(&nginx, &exp);
+    assert_eq!(rows(&m), listed, "rows after traffic");
+    assert_eq!(
+        attempts_in(&m, "mixed"),
+        peers.iter().map(|s| (s.clone(), 10)).collect::<BTreeMap<_, _>>()
+    );
+    let mut want_nogroups = BTreeMap::from([(short_peer.clone(), ks as u64)]);
+    if v6 {
+        want_nogroups.insert(v6_peer.clone(), (k + kv) as u64);
+    }
+    assert_eq!(attempts_in(&m, NOGROUPS), want_nogroups);
+    for (group, classes) in &client_classes {
+        let mut sum = [0u64; 5];
+        for ((g, _), t) in &exp {
+            if g == group {
+                for (total, c) in sum.iter_mut().zip(t.classes) {
+                    *total += c;
+                }
+            }
+        }
+        assert_eq!(
+            &sum, classes,
+            "status classes of group {:?} vs the clients",
+            group
+        );
+    }
+    // The backends' own zones (the IPv6 one serves both rows of its address).
+    let mut backends = vec![(short_peer.as_str(), "be_short"), (long_peer.as_str(), "be_long")];
+    if v6 {
+        backends.push((v6_peer.as_str(), "be_v6"));
+    }
+    let m = settle_backends(&nginx, &backends);
+    for (s, z) in &backends {
+        let (mut att, mut out, mut inn) = (0, 0, 0);
+        for (g, _) in listed.iter().filter(|(_, srv)| srv == s) {
+            let o = observed(&m, g, s).unwrap();
+            att += o.attempts;
+            out += o.bytes_out;
+            inn += o.bytes_in;
+        }
+        let (req, zin, zout, _) = zone(&m, z);
+        assert_eq!((att, out, inn), (req, zin, zout), "peer {} vs zone {}", s, z);
+        assert!(req > 0, "zone {} got no request", z);
+    }
+    for (g, s) in &listed {
+        assert_eq!(up(&m, g, s), 1.0, "{} {} up after traffic", g, s);
+    }
+    check_row_shapes(&m);
+    // One key per server zone and per peer, and the overflow entries: nothing else.
+    let zones = configured_zones(&nginx);
+    assert_eq!(m.label_values("nginx_vts_server_requests_total", "zone"), zones);
+    assert_eq!(
+        used_keys(&m),
+        zones.len() + listed.len() + OVERFLOW_KEYS,
+        "keys: zones {:?}, peers {:?}",
+        zones,
+        listed
     );
 }
