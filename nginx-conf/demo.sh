@@ -21,25 +21,20 @@ conf_src="nginx-conf/demo.conf"
 prefix="$root/target/demo"
 rm -rf "$prefix"
 mkdir -p "$prefix/logs" "$prefix/conf"
-sed -e "s|@MODULE@|$module|" -e "s|@PORT@|$port|g" \
-    -e "s|@B1@|$((port + 1))|g" -e "s|@B2@|$((port + 2))|g" -e "s|@B3@|$((port + 3))|g" \
-    -e "s|@CLOSED@|$((port + 9))|g" "$conf_src" > "$prefix/conf/nginx.conf"
+bash nginx-conf/render-conf.sh "$conf_src" "$module" "$port" > "$prefix/conf/nginx.conf"
 
 "$nginx_bin" -p "$prefix" -c conf/nginx.conf -t
 "$nginx_bin" -p "$prefix" -c conf/nginx.conf &
 nginx_pid=$!
 
+# One round of requests a second: the lines of nginx-conf/demo-traffic.txt ("HOST PATH").
 traffic() {
-    local base="http://127.0.0.1:$port"
+    local base="http://127.0.0.1:$port" host path
     while sleep 1; do
-        for i in 1 2 3 4 5; do
-            curl -s -o /dev/null -H 'Host: example.com' "$base/" || true
-            curl -s -o /dev/null -H 'Host: static.example.com' "$base/" || true
-        done
-        curl -s -o /dev/null -H 'Host: example.com' "$base/api/users" || true
-        curl -s -o /dev/null -H 'Host: static.example.com' "$base/missing" || true
-        curl -s -o /dev/null -H 'Host: shop.example.com' "$base/" || true
-        curl -s -o /dev/null -H 'Host: shop.example.com' "$base/checkout" || true
+        while read -r host path; do
+            case "$host" in '' | '#'*) continue ;; esac
+            curl -s -o /dev/null -H "Host: $host" "$base$path" < /dev/null || true
+        done < "$root/nginx-conf/demo-traffic.txt"
     done
 }
 traffic &
