@@ -173,6 +173,8 @@ impl Zone {
 
 #[cfg(test)]
 pub(crate) mod tests {
+    // (A bench that includes this module with #[path] builds it without the tests.)
+    #![allow(unused_imports)]
     use core::cell::Cell;
     use std::sync::Mutex;
 
