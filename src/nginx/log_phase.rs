@@ -84,7 +84,14 @@ unsafe fn record(r: *mut ngx_http_request_t) {
     // SAFETY: nginx passes a live request in its log phase.
     let r = unsafe { &*r };
     if !std::ptr::eq(r.main, r) {
-        return; // a subrequest (with log_subrequest on): its main request is counted
+        // A subrequest, logged because its location has `log_subrequest on`: its upstream
+        // attempts count per peer (nothing else sees them); its main request is counted in the
+        // server zone.
+        if w.upstream_stats && !r.upstream_states.is_null() {
+            let time_ms = unsafe { sample(r) }.time_ms;
+            unsafe { super::upstream::record(w, r, time_ms) };
+        }
+        return;
     }
     if Module::location_conf(r).is_some_and(|l: &LocConf| l.status) {
         return; // the status location's own requests

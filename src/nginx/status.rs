@@ -6,6 +6,7 @@ use std::rc::Rc;
 
 use ngx::ffi::*;
 use ngx::http::HttpModuleLocationConf;
+use ngx::ngx_string;
 
 use super::zone::{worker, Worker};
 use crate::render::prometheus::{self, Connections, Info, PeerState, Scrape};
@@ -357,6 +358,15 @@ unsafe fn send(r: *mut ngx_http_request_t, format: prometheus::Format, body: Rc<
         rr.headers_out.content_type.data = ct.as_ptr() as *mut u8;
         rr.headers_out.content_type_len = ct.len();
         rr.headers_out.content_type_lowcase = core::ptr::null_mut();
+        // The body depends on Accept (text format or OpenMetrics): tell caches so.
+        let vary = ngx_list_push(&mut rr.headers_out.headers) as *mut ngx_table_elt_t;
+        if vary.is_null() {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR as ngx_int_t;
+        }
+        (*vary).hash = 1;
+        (*vary).key = ngx_string!("Vary");
+        (*vary).value = ngx_string!("Accept");
+        (*vary).next = core::ptr::null_mut();
 
         if rr.method == NGX_HTTP_HEAD as ngx_uint_t || body.is_empty() {
             rr.set_header_only(1);

@@ -20,11 +20,11 @@ use crate::stats::{upstream_key, Kind, Recorded, Sample, OVERFLOW_UPSTREAM};
 pub const NOGROUPS: &[u8] = b"";
 /// An attempt nginx recorded without a peer (for example "no live upstreams"): shown as `::none`.
 const NO_PEER: &[u8] = b"";
-/// Entries of the per-worker peer cache (direct-mapped); a power of two.
+/// Entries of the per-worker peer cache (two-way set-associative); a power of two.
 const CACHE_ENTRIES: usize = 256;
-/// Longest peer name the cache holds a copy of (`unix:` paths can be longer: those are looked
-/// up in the directory, lock-free, every time).
-const CACHE_NAME_MAX: usize = 64;
+/// Longest peer name the cache holds a copy of: any `unix:` path (108 bytes at most) and
+/// address fits; a longer name is looked up in the directory, lock-free, every time.
+const CACHE_NAME_MAX: usize = 128;
 
 #[derive(Default)]
 struct CacheEntry {
@@ -81,10 +81,13 @@ impl PeerCache {
         let h = peer.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
             (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
         });
-        let i = ((g as u64 ^ h).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 56) as usize % CACHE_ENTRIES;
-        if let Some(e) = self.entries.borrow().get(i) {
-            if e.group == g && e.name.as_slice() == peer {
-                return e.slot;
+        // Two ways per set, so that two peers whose hashes meet both stay cached.
+        let set = (((g as u64 ^ h).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 56) as usize % CACHE_ENTRIES) & !1;
+        if let Some(ways) = self.entries.borrow().get(set..set + 2) {
+            for e in ways {
+                if e.group == g && e.name.as_slice() == peer {
+                    return e.slot;
+                }
             }
         }
         let k = w
@@ -99,7 +102,13 @@ impl PeerCache {
             );
         }
         let k = k.unwrap_or(OVERFLOW_UPSTREAM);
-        if let (Ok(name), Some(e)) = (ArrayVec::try_from(peer), self.entries.borrow_mut().get_mut(i)) {
+        // The first way while it is free, else the second (the first keeps what came first:
+        // the configured peers, registered at worker start).
+        let way = match self.entries.borrow().get(set) {
+            Some(e) if e.group == 0 => set,
+            _ => set + 1,
+        };
+        if let (Ok(name), Some(e)) = (ArrayVec::try_from(peer), self.entries.borrow_mut().get_mut(way)) {
             *e = CacheEntry {
                 group: g,
                 name,

@@ -11,7 +11,7 @@
 //! `B` histogram buckets and `S = min(workers × generations, 64)` shards that write:
 //!
 //! ```text
-//! slot    = ⌈(14 + B) × 8 / 64⌉ × 64                 bytes (256 for B = 11 or 16)
+//! slot    = (14 + B) × 8                              bytes (200 for B = 11, 240 for 16)
 //! chunk   = 16 × slot
 //! N       = ⌈K / 16⌉                                  chunks per shard that writes every key
 //! chunks  = 1 + S × N (+ N − 1 if workers × generations > 64: the shared shard writes too)

@@ -78,7 +78,11 @@ impl Zone {
             }
             let key = v - 1;
             let e = self.key_entry(key);
-            if e.hash.load(Relaxed) == hash && e.kind.load(Relaxed) == kind as u32 {
+            // An index entry can name a key that is not published yet (see `register`).
+            if key < self.header().key_count.load(Acquire) as usize
+                && e.hash.load(Relaxed) == hash
+                && e.kind.load(Relaxed) == kind as u32
+            {
                 // SAFETY: the entry and its name were written before the Acquire-loaded index.
                 let stored = unsafe {
                     self.arena_bytes(
@@ -99,15 +103,21 @@ impl Zone {
     /// directory or the arena is full.
     pub fn register<L: ZoneLock>(&self, lock: &L, kind: Kind, name: &[u8]) -> Option<usize> {
         let hash = self.hash(kind, name);
-        // A full directory stays full (keys are never freed): say so without taking the lock.
-        if self.header().key_count.load(Relaxed) as usize >= self.geometry().max_keys {
+        // A full directory or arena stays full (nothing is freed): say so without taking the
+        // lock, so that a name that found no room never makes the request path wait for it.
+        let h = self.header();
+        if h.key_count.load(Relaxed) as usize >= self.geometry().max_keys
+            || (h.bump.load(Relaxed) as usize)
+                .next_multiple_of(8)
+                .saturating_add(name_bytes(name.len()))
+                > self.geometry().len
+        {
             return None;
         }
         lock.with_lock(|| {
             if let Some(k) = self.lookup(kind, name) {
                 return Some(k);
             }
-            let h = self.header();
             let key = h.key_count.load(Relaxed) as usize;
             if key >= self.geometry().max_keys || name.len() > u32::MAX as usize {
                 return None;
@@ -122,7 +132,10 @@ impl Zone {
             e.name_off.store(off as u32, Relaxed);
             e.name_len.store(name.len() as u32, Relaxed);
             e.kind.store(kind as u32, Relaxed);
-            h.key_count.store(key as u32 + 1, Release);
+            // The index first, the count last. A process killed in between (the master then
+            // unlocks the mutex) leaves an index entry for an unpublished key: lookups skip it,
+            // and the next registration reuses the entry. The other order would leave a
+            // published key that no lookup finds, registered again: two series of one name.
             let table = self.table();
             let mask = table.len() - 1;
             let mut i = hash as usize & mask;
@@ -131,6 +144,11 @@ impl Zone {
                 i = (i + 1) & mask;
             }
             table[i].store(key as u32 + 1, Release);
+            #[cfg(test)]
+            if tests::DIE_BEFORE_PUBLISH.with(|d| d.replace(false)) {
+                return None; // as if killed here: the lock is released, nothing else happens
+            }
+            h.key_count.store(key as u32 + 1, Release);
             Some(key)
         })
     }
@@ -150,5 +168,106 @@ impl Zone {
             };
             Some((key, kind, name))
         })
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    // (A bench that includes this module with #[path] builds it without the tests.)
+    #![allow(unused_imports)]
+    use core::cell::Cell;
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::stats::HeapRegion;
+
+    std::thread_local! {
+        /// Makes the next `register` on this thread stop between its two publishing stores,
+        /// as a worker killed there would.
+        pub static DIE_BEFORE_PUBLISH: Cell<bool> = const { Cell::new(false) };
+    }
+
+    fn names(z: &Zone) -> Vec<(usize, Vec<u8>)> {
+        z.keys()
+            .filter(|(_, kind, _)| *kind == Kind::Server)
+            .map(|(k, _, n)| (k, n.to_vec()))
+            .collect()
+    }
+
+    #[test]
+    fn a_registration_cut_short_leaves_neither_a_ghost_nor_a_duplicate() {
+        let mut region = HeapRegion::new(256 * 1024);
+        let lock = Mutex::new(());
+        // SAFETY: the heap region is 64-byte aligned, ours alone, and outlives the zone.
+        let z = unsafe { Zone::create(region.base(), region.len(), 11, 7, 0) }.unwrap();
+        let a = z.register(&lock, Kind::Server, b"a").unwrap();
+
+        DIE_BEFORE_PUBLISH.with(|d| d.set(true));
+        assert_eq!(z.register(&lock, Kind::Server, b"x"), None);
+        // The half-registered name is neither listed nor found.
+        assert_eq!(names(&z), vec![(a, b"a".to_vec())]);
+        assert_eq!(z.lookup(Kind::Server, b"x"), None);
+
+        // The next registration reuses the entry; the stale index entry matches nothing.
+        let y = z.register(&lock, Kind::Server, b"y").unwrap();
+        assert_eq!(y, a + 1);
+        assert_eq!(z.lookup(Kind::Server, b"x"), None);
+        assert_eq!(z.lookup(Kind::Server, b"y"), Some(y));
+        let x = z.key(&lock, Kind::Server, b"x").unwrap();
+        assert_eq!(x, y + 1);
+        assert_eq!(z.key(&lock, Kind::Server, b"x"), Some(x));
+        assert_eq!(
+            names(&z),
+            vec![(a, b"a".to_vec()), (y, b"y".to_vec()), (x, b"x".to_vec())]
+        );
+    }
+
+    #[test]
+    fn a_cut_short_registration_of_a_name_is_completed_by_the_next_one() {
+        let mut region = HeapRegion::new(256 * 1024);
+        let lock = Mutex::new(());
+        // SAFETY: as above.
+        let z = unsafe { Zone::create(region.base(), region.len(), 11, 7, 0) }.unwrap();
+        DIE_BEFORE_PUBLISH.with(|d| d.set(true));
+        assert_eq!(z.register(&lock, Kind::Server, b"x"), None);
+        let x = z.key(&lock, Kind::Server, b"x").unwrap();
+        assert_eq!(z.key(&lock, Kind::Server, b"x"), Some(x));
+        assert_eq!(names(&z), vec![(x, b"x".to_vec())]);
+    }
+
+    #[test]
+    fn a_name_that_finds_no_room_fails_without_the_lock() {
+        /// A lock that must not be taken.
+        struct Forbidden;
+        impl ZoneLock for Forbidden {
+            fn with_lock<R>(&self, _: impl FnOnce() -> R) -> R {
+                panic!("the lock was taken")
+            }
+        }
+        let mut region = HeapRegion::new(256 * 1024);
+        let lock = Mutex::new(());
+        // SAFETY: as above.
+        let z = unsafe { Zone::create(region.base(), region.len(), 11, 7, 0) }.unwrap();
+        // Fill the arena with one long name per key, then with short ones, until nothing fits.
+        let mut i = 0u32;
+        let mut first = None;
+        for len in [4096usize, 64, 8] {
+            loop {
+                let mut name = format!("{i:08}").into_bytes();
+                name.resize(len, b'n');
+                i += 1;
+                match z.register(&lock, Kind::Server, &name) {
+                    Some(k) => _ = first.get_or_insert((k, name)),
+                    None => break,
+                }
+            }
+        }
+        let (used, size) = z.usage();
+        assert!(size - used < 8, "{used} of {size}");
+        assert!((z.header().key_count.load(Relaxed) as usize) < z.geometry().max_keys);
+        // The directory has room, the arena not: a new name fails at once, a known one is found.
+        assert_eq!(z.register(&Forbidden, Kind::Server, b"no room"), None);
+        let (k, name) = first.unwrap();
+        assert_eq!(z.key(&Forbidden, Kind::Server, &name), Some(k));
     }
 }

@@ -136,14 +136,19 @@ const fn align_up(v: usize, a: usize) -> usize {
     (v + a - 1) & !(a - 1)
 }
 
-/// Bytes one slot takes with `nbuckets` buckets, rounded to whole cache lines so that no two
-/// keys share a line.
+/// Bytes one slot takes with `nbuckets` buckets: its words, packed. Keys of one shard may
+/// share a cache line, which costs nothing since one process writes them all; what must not
+/// share a line is two shards, and a chunk (`SLOTS_PER_CHUNK` slots, cache-line aligned) is
+/// always whole lines.
 pub const fn slot_bytes(nbuckets: usize) -> usize {
-    align_up((word::BUCKETS + nbuckets) * 8, CACHE_LINE)
+    (word::BUCKETS + nbuckets) * 8
 }
-// The default Prometheus buckets (11) and a 16-bucket configuration both fit in 256 bytes.
-const_assert_eq!(slot_bytes(11), 256);
-const_assert_eq!(slot_bytes(16), 256);
+// The default Prometheus buckets (11): 200 bytes; 16 buckets: 240; `off`: 112.
+const_assert_eq!(slot_bytes(11), 200);
+const_assert_eq!(slot_bytes(16), 240);
+const_assert_eq!(slot_bytes(0), 112);
+// A chunk is whole cache lines whatever the bucket count: 16 slots of a multiple of 8 bytes.
+const_assert_eq!((SLOTS_PER_CHUNK * 8) % CACHE_LINE, 0);
 
 /// Arena bytes a key's name takes (8-byte aligned).
 pub const fn name_bytes(len: usize) -> usize {

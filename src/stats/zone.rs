@@ -160,14 +160,19 @@ impl Zone {
         }
     }
 
-    /// Bytes written into the arena before being published.
+    /// Bytes written into the arena before being published; empty if the range is outside the
+    /// region (an entry being rewritten after its registrar died: a miss, never a panic).
     ///
     /// # Safety
     /// `off..off + len` was written before a Release store that the caller has Acquire-loaded.
     #[inline]
     pub(super) unsafe fn arena_bytes(&self, off: usize, len: usize) -> &[u8] {
-        assert!(off + len <= self.geo.len);
-        unsafe { slice::from_raw_parts(self.base.as_ptr().add(off), len) }
+        match off.checked_add(len) {
+            Some(end) if end <= self.geo.len => unsafe {
+                slice::from_raw_parts(self.base.as_ptr().add(off), len)
+            },
+            _ => &[],
+        }
     }
 
     /// Takes `bytes` from the arena. Caller holds the lock.
