@@ -312,6 +312,8 @@ fn status_answers_head_and_refuses_other_methods() {
     let get = http_request(nginx.port(), "GET", "/status", "a.example", &[], b"");
     assert_eq!(get.status, 200);
     assert_eq!(get.header("content-type"), Some(STATUS_CONTENT_TYPE));
+    // The body depends on Accept (text format or OpenMetrics).
+    assert_eq!(get.header("vary"), Some("Accept"));
     assert!(
         get.body_text()
             .contains("# TYPE nginx_vts_server_requests_total counter"),
@@ -322,6 +324,7 @@ fn status_answers_head_and_refuses_other_methods() {
     let head = http_request(nginx.port(), "HEAD", "/status", "a.example", &[], b"");
     assert_eq!(head.status, 200);
     assert_eq!(head.header("content-type"), Some(STATUS_CONTENT_TYPE));
+    assert_eq!(head.header("vary"), Some("Accept"));
     assert!(head.body.is_empty());
 
     for method in ["POST", "PUT", "DELETE"] {
@@ -428,7 +431,7 @@ fn bad_configurations_fail_nginx_t_with_exact_messages() {
     );
     assert_conf_error(
         "vts_zone main 1m;\nvts_histogram_buckets 0.1 fast;",
-        r#"vts_histogram_buckets: invalid bound "fast", it must be a positive number of seconds"#,
+        r#"vts_histogram_buckets: invalid bound "fast", it must be a number of seconds from 0.000001 to 1000000"#,
         Some(l + 1),
     );
     assert_conf_error(
@@ -469,7 +472,7 @@ fn bounds(n: usize) -> String {
 }
 
 /// The bounds of `vts_histogram_buckets` are checked one by one: a count above the maximum, a
-/// zero and a negative bound (first, or after valid ones) each fail `nginx -t` with the exact
+/// zero, negative, sub-microsecond or too large bound (first, or after valid ones) each fail `nginx -t` with the exact
 /// message and the directive's line; the maximum itself is accepted.
 #[test]
 fn bad_histogram_bounds_fail_nginx_t_with_exact_messages() {
@@ -500,16 +503,27 @@ fn bad_histogram_bounds_fail_nginx_t_with_exact_messages() {
         ("-1 0.1", "-1"),
         ("0.1 -2", "-2"),
         ("-0", "-0"),
+        // Below a microsecond (what the request path compares), above the maximum.
+        ("0.0000004", "0.0000004"),
+        ("0.5 1000001", "1000001"),
+        ("inf", "inf"),
+        ("nan", "nan"),
     ] {
         assert_conf_error(
             &format!("vts_zone main 1m;\nvts_histogram_buckets {};", args),
             &format!(
-                r#"vts_histogram_buckets: invalid bound "{}", it must be a positive number of seconds"#,
+                r#"vts_histogram_buckets: invalid bound "{}", it must be a number of seconds from 0.000001 to 1000000"#,
                 bad
             ),
             Some(l + 1),
         );
     }
+    // Two bounds that are one microsecond: not ascending where it counts.
+    assert_conf_error(
+        "vts_zone main 1m;\nvts_histogram_buckets 0.0000011 0.0000012;",
+        r#"vts_histogram_buckets: bounds must be ascending, "0.0000012" follows "0.0000011""#,
+        Some(l + 1),
+    );
     // The boundary: exactly the maximum is accepted.
     let body = format!("vts_zone main 1m;\nvts_histogram_buckets {};", bounds(MAX_BOUNDS));
     let (ok, out) = nginx_t(&body);

@@ -192,7 +192,7 @@ impl fmt::Display for ConfError {
             }
             StatusWithoutZone => write!(f, "\"vts_status\" requires \"vts_zone\" in the http block"),
             BadBucket { value } => {
-                write!(f, "vts_histogram_buckets: invalid bound \"{value}\", it must be a positive number of seconds")
+                write!(f, "vts_histogram_buckets: invalid bound \"{value}\", it must be a number of seconds from 0.000001 to 1000000")
             }
             BucketsNotAscending { value, prev } => {
                 write!(
@@ -259,10 +259,11 @@ pub fn parse_buckets<'a>(args: impl Iterator<Item = &'a [u8]>) -> Result<Buckets
         let v: f64 = core::str::from_utf8(a)
             .ok()
             .and_then(|t| t.parse().ok())
-            .filter(|v: &f64| v.is_finite() && *v > 0.0 && *v <= 1e6)
+            // Microseconds are what the request path compares: a bound must be at least one.
+            .filter(|v: &f64| v.is_finite() && (v * 1e6).round() >= 1.0 && *v <= 1e6)
             .ok_or(ConfError::BadBucket { value: text.clone() })?;
         if let (Some(&last), Some(p)) = (out.last(), prev) {
-            if v <= last {
+            if (v * 1e6).round() <= (last * 1e6).round() {
                 return Err(ConfError::BucketsNotAscending {
                     value: text,
                     prev: String::from_utf8_lossy(p).into_owned(),
