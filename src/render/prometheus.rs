@@ -4,6 +4,8 @@
 //! within a family are sorted by their labels, so two scrapes diff cleanly. Label values are
 //! escaped in one place ([`super::escape`]).
 use std::borrow::Borrow;
+
+use arrayvec::ArrayVec;
 use std::collections::BTreeMap;
 use std::io::Write;
 
@@ -220,7 +222,7 @@ impl Writer<'_> {
             b"status=\"other\"",
         ];
         debug_assert_eq!(STATUS.len(), STATUS_LABELS.len());
-        let mut labels: Vec<&[u8]> = row.to_vec();
+        let mut labels = row_labels(row);
         for (i, status) in STATUS.iter().enumerate() {
             if i < 5 || c.status[i] > 0 {
                 labels.push(status);
@@ -265,12 +267,19 @@ impl Writer<'_> {
         if les.is_empty() {
             self.out.truncate(prefix_start); // no finite bucket: only +Inf below
         }
-        let mut labels: Vec<&[u8]> = row.to_vec();
+        let mut labels = row_labels(row);
         labels.push(b"le=\"+Inf\"");
         self.sample(&[name, "_bucket"], &labels, Value::Int(count));
         self.sample(&[name, "_sum"], row, ms_to_s(sum_ms));
         self.sample(&[name, "_count"], row, Value::Int(count));
     }
+}
+
+/// A row's labels (at most `upstream` and `server`) with room for one more, on the stack: a
+/// scrape writes two such lists per key, and a heap list each was a tenth of its time.
+fn row_labels<'a>(row: &[&'a [u8]]) -> ArrayVec<&'a [u8], 3> {
+    debug_assert!(row.len() <= 2, "a row has at most two labels");
+    row.iter().copied().take(2).collect()
 }
 
 /// Indices of the entries of a kind, sorted by name (the order of the output).
