@@ -24,22 +24,6 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
 const NOGROUPS: &str = "::nogroups";
 
-/// The families of the seed README's output sample, with their types.
-const SEED_FAMILIES: [(&str, &str); 12] = [
-    ("nginx_vts_info", "gauge"),
-    ("nginx_vts_connections", "gauge"),
-    ("nginx_vts_connections_total", "counter"),
-    ("nginx_vts_server_requests_total", "counter"),
-    ("nginx_vts_server_bytes_total", "counter"),
-    ("nginx_vts_server_responses_total", "counter"),
-    ("nginx_vts_server_request_seconds", "gauge"),
-    ("nginx_vts_upstream_requests_total", "counter"),
-    ("nginx_vts_upstream_bytes_total", "counter"),
-    ("nginx_vts_upstream_responses_total", "counter"),
-    ("nginx_vts_upstream_response_seconds", "gauge"),
-    ("nginx_vts_upstream_server_up", "gauge"),
-];
-
 /// Rounds of the demo's traffic the test sends (demo.sh sends one a second).
 const ROUNDS: usize = 3;
 
@@ -122,47 +106,12 @@ fn assert_nginx_t(prefix: &Path) {
 // Ports
 // ---------------------------------------------------------------------------------------------
 
-/// A socket bound to 127.0.0.1:`port` without SO_REUSEADDR that never listens, like
-/// `common::ClosedPort` but at a chosen port: every connect to it is refused, and no one else
-/// (nginx included) can bind the port while it lives.
-struct ClosedAt {
-    fd: i32,
-}
-
-impl ClosedAt {
-    fn bind(port: u16) -> Option<ClosedAt> {
-        // SAFETY: plain socket syscalls on a descriptor this function owns (closed on failure,
-        // else by Drop); `sa` is a fully initialised sockaddr_in whose size is passed with it.
-        unsafe {
-            let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
-            assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
-            let mut sa: libc::sockaddr_in = std::mem::zeroed();
-            sa.sin_family = libc::AF_INET as libc::sa_family_t;
-            sa.sin_addr.s_addr = u32::from(Ipv4Addr::LOCALHOST).to_be();
-            sa.sin_port = port.to_be();
-            let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
-            if libc::bind(fd, &sa as *const _ as *const libc::sockaddr, len) != 0 {
-                libc::close(fd);
-                return None;
-            }
-            Some(ClosedAt { fd })
-        }
-    }
-}
-
-impl Drop for ClosedAt {
-    fn drop(&mut self) {
-        // SAFETY: `fd` is owned by this value and closed once.
-        unsafe { libc::close(self.fd) };
-    }
-}
-
 /// A base port for the demo's layout (render-conf.sh: PORT, PORT+1..PORT+3 listen, PORT+9 is
 /// the closed peer) where PORT..PORT+3 could be bound a moment ago, and PORT+9 held closed.
 /// Candidates are below the kernel's ephemeral range (32768-60999 by default), where the other
 /// tests' `free_ports` and outgoing connections take their ports, and above the seed example's
 /// fixed 18081-18085.
-fn demo_ports() -> (u16, ClosedAt) {
+fn demo_ports() -> (u16, ClosedPort) {
     let mut x = u64::from(
         SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -178,7 +127,7 @@ fn demo_ports() -> (u16, ClosedAt) {
             .map(|i| TcpListener::bind((Ipv4Addr::LOCALHOST, base + i)).ok())
             .collect();
         let Some(held) = held else { continue };
-        let Some(closed) = ClosedAt::bind(base + 9) else {
+        let Some(closed) = ClosedPort::at(base + 9) else {
             continue;
         };
         drop(held);
@@ -654,7 +603,7 @@ fn demo_route(host: &str, path: &str) -> (u16, Option<&'static str>) {
 
 /// Renders demo.conf for a free base port, checks it with `nginx -t` and starts it; retries
 /// when a port was taken in between. Returns nginx, the base port and the closed peer's socket.
-fn start_demo() -> (Foreground, u16, ClosedAt) {
+fn start_demo() -> (Foreground, u16, ClosedPort) {
     let mut last = String::new();
     for _ in 0..5 {
         let (base, closed) = demo_ports();

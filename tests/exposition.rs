@@ -936,31 +936,10 @@ impl Prometheus {
         fs::read_to_string(self.dir.join("prometheus.log")).unwrap_or_default()
     }
 
-    /// Instant query: the values of the result vector (NaN/Inf as f64).
-    fn query(&self, q: &str) -> Vec<f64> {
-        let path = format!("/api/v1/query?query={}", url_encode(q));
-        let r = http_request(self.port, "GET", &path, "127.0.0.1", &[], b"");
-        let body = r.body_text();
-        assert!(
-            r.status == 200 && body.contains("\"status\":\"success\""),
-            "query {}: {} {}",
-            q,
-            r.status,
-            body
-        );
-        json_values(&body)
-    }
-
     /// Polls `q` until `ok(values)` (bounded); returns the last values.
     fn query_until(&self, q: &str, limit: Duration, ok: impl Fn(&[f64]) -> bool) -> Vec<f64> {
-        let deadline = Instant::now() + limit;
-        loop {
-            let v = self.query(q);
-            if ok(&v) || Instant::now() >= deadline {
-                return v;
-            }
-            thread::sleep(Duration::from_millis(250));
-        }
+        let values = |s: &[Series]| s.iter().map(|(_, v)| *v).collect::<Vec<f64>>();
+        values(&self.series_until(q, limit, |s| ok(&values(s))))
     }
 }
 

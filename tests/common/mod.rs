@@ -19,6 +19,22 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+/// The families of the seed README's output sample, with their types.
+pub const SEED_FAMILIES: [(&str, &str); 12] = [
+    ("nginx_vts_info", "gauge"),
+    ("nginx_vts_connections", "gauge"),
+    ("nginx_vts_connections_total", "counter"),
+    ("nginx_vts_server_requests_total", "counter"),
+    ("nginx_vts_server_bytes_total", "counter"),
+    ("nginx_vts_server_responses_total", "counter"),
+    ("nginx_vts_server_request_seconds", "gauge"),
+    ("nginx_vts_upstream_requests_total", "counter"),
+    ("nginx_vts_upstream_bytes_total", "counter"),
+    ("nginx_vts_upstream_responses_total", "counter"),
+    ("nginx_vts_upstream_response_seconds", "gauge"),
+    ("nginx_vts_upstream_server_up", "gauge"),
+];
+
 /// Upper bound for starting nginx, a reload, a stop.
 pub const PROCESS_TIMEOUT: Duration = Duration::from_secs(30);
 /// Upper bound for polling the status page until counts settle.
@@ -101,25 +117,32 @@ pub struct ClosedPort {
 
 impl ClosedPort {
     pub fn new() -> ClosedPort {
-        // SAFETY: plain socket syscalls on a descriptor this value owns; `sa` is a fully
-        // initialised sockaddr_in whose size is passed with it.
+        ClosedPort::at(0).unwrap_or_else(|| panic!("bind 127.0.0.1:0: {}", std::io::Error::last_os_error()))
+    }
+
+    /// The same at a chosen port (0: any free one); `None` if the port cannot be bound.
+    pub fn at(port: u16) -> Option<ClosedPort> {
+        // SAFETY: plain socket syscalls on a descriptor this function owns (closed on failure,
+        // else by Drop); `sa` is a fully initialised sockaddr_in whose size is passed with it.
         unsafe {
             let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
             assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
             let mut sa: libc::sockaddr_in = std::mem::zeroed();
             sa.sin_family = libc::AF_INET as libc::sa_family_t;
             sa.sin_addr.s_addr = u32::from(Ipv4Addr::LOCALHOST).to_be();
-            sa.sin_port = 0;
+            sa.sin_port = port.to_be();
             let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
-            let rc = libc::bind(fd, &sa as *const _ as *const libc::sockaddr, len);
-            assert!(rc == 0, "bind 127.0.0.1:0: {}", std::io::Error::last_os_error());
+            if libc::bind(fd, &sa as *const _ as *const libc::sockaddr, len) != 0 {
+                libc::close(fd);
+                return None;
+            }
             let mut len = len;
             let rc = libc::getsockname(fd, &mut sa as *mut _ as *mut libc::sockaddr, &mut len);
             assert!(rc == 0, "getsockname: {}", std::io::Error::last_os_error());
-            ClosedPort {
+            Some(ClosedPort {
                 fd,
                 port: u16::from_be(sa.sin_port),
-            }
+            })
         }
     }
 
