@@ -243,14 +243,10 @@ fn a_killed_worker_loses_nothing_counted_and_its_successor_counts() {
     assert!(ng.error_log().contains("exited on signal 9"));
 }
 
-/// A 64k zone holds about a hundred keys; 400 server blocks cannot all get a slot.
-///
-/// One worker: with two, which worker took each connection decides which chunks each shard
-/// got before the zone filled, so whether host-000 kept its own slot would be a scheduling race.
-#[test]
-fn a_full_zone_keeps_serving_and_counts_in_the_overflow_entry() {
-    let servers = 400;
-    let ng = Nginx::start_with(1, 1, |p| {
+/// nginx with `workers` workers, a 64k zone (about a hundred keys) and `servers` server
+/// blocks, after 3 requests to each (every answer a 200): the nginx and the requests sent.
+fn full_zone(workers: u32, servers: usize) -> (Nginx, u64) {
+    let ng = Nginx::start_with(workers, 1, |p| {
         let mut s = String::from("vts_zone main 64k;\nserver_names_hash_bucket_size 128;\n");
         s.push_str(&format!(
             "server {{ listen 127.0.0.1:{}; server_name status.local; location = /status {{ vts_status; }} }}\n",
@@ -272,6 +268,51 @@ fn a_full_zone_keeps_serving_and_counts_in_the_overflow_entry() {
             sent += 1;
         }
     }
+    (ng, sent)
+}
+
+/// The warning of a full zone: logged, and once per cause (no directory entry left; no memory
+/// left for a chunk), not per request.
+fn assert_full_zone_warned(ng: &Nginx) {
+    let log = ng.error_log();
+    assert!(
+        log.contains("[warn]") && log.contains("vts_zone is full"),
+        "no warning in:\n{log}"
+    );
+    let warnings: Vec<&str> = log.lines().filter(|l| l.contains("vts_zone is full")).collect();
+    assert!(
+        warnings.len() <= 2,
+        "the warning is logged once per cause:\n{}",
+        warnings.join("\n")
+    );
+}
+
+/// Two workers: which worker takes each connection decides which chunks each shard gets before
+/// the zone fills, so which zones keep a slot of their own varies; the total never does.
+#[test]
+fn a_full_zone_with_two_workers_counts_every_request() {
+    let (ng, sent) = full_zone(2, 400);
+    let m = ng.scrape_until(|m| total(m) == sent);
+    assert_eq!(
+        total(&m),
+        sent,
+        "zones plus overflow must account for every request"
+    );
+    let overflow = m
+        .get("nginx_vts_server_requests_total", &[("zone", "::overflow")])
+        .unwrap_or(0.0);
+    assert!(
+        overflow > 0.0,
+        "a 64k zone cannot hold 400 keys: the overflow entry must show them"
+    );
+    assert_full_zone_warned(&ng);
+}
+
+/// One worker, so that which zones got a slot of their own is known: the first ones.
+#[test]
+fn a_full_zone_keeps_serving_and_counts_in_the_overflow_entry() {
+    let servers = 400;
+    let (ng, sent) = full_zone(1, servers);
     let m = ng.scrape_until(|m| total(m) == sent);
     assert_eq!(
         total(&m),
@@ -306,18 +347,7 @@ fn a_full_zone_keeps_serving_and_counts_in_the_overflow_entry() {
         keys == max_keys || free < size / 4.0,
         "keys {keys} of {max_keys}, {free} of {size} bytes free: nothing is full"
     );
-    let log = ng.error_log();
-    assert!(
-        log.contains("[warn]") && log.contains("vts_zone is full"),
-        "no warning in:\n{log}"
-    );
-    // Once per cause (no directory entry left; no memory left for a chunk), not per request.
-    let warnings: Vec<&str> = log.lines().filter(|l| l.contains("vts_zone is full")).collect();
-    assert!(
-        warnings.len() <= 2,
-        "the warning is logged once per cause:\n{}",
-        warnings.join("\n")
-    );
+    assert_full_zone_warned(&ng);
 }
 
 /// More workers than owned shards: the extra ones count with atomic adds in the shared shard,
