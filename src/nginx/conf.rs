@@ -46,10 +46,15 @@ impl Buckets {
         let mut b = Buckets::default();
         for &v in s {
             b.seconds.push(v);
-            b.micros.push((v * 1e6).round() as u64);
+            b.micros.push(micros(v) as u64);
         }
         b
     }
+}
+
+/// A bound in seconds as the request path compares it: whole microseconds.
+fn micros(seconds: f64) -> f64 {
+    (seconds * 1e6).round()
 }
 
 #[derive(Debug)]
@@ -260,10 +265,10 @@ pub fn parse_buckets<'a>(args: impl Iterator<Item = &'a [u8]>) -> Result<Buckets
             .ok()
             .and_then(|t| t.parse().ok())
             // Microseconds are what the request path compares: a bound must be at least one.
-            .filter(|v: &f64| v.is_finite() && (v * 1e6).round() >= 1.0 && *v <= 1e6)
+            .filter(|v: &f64| v.is_finite() && micros(*v) >= 1.0 && *v <= 1e6)
             .ok_or(ConfError::BadBucket { value: text.clone() })?;
         if let (Some(&last), Some(p)) = (out.last(), prev) {
-            if (v * 1e6).round() <= (last * 1e6).round() {
+            if micros(v) <= micros(last) {
                 return Err(ConfError::BucketsNotAscending {
                     value: text,
                     prev: String::from_utf8_lossy(p).into_owned(),

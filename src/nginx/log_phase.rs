@@ -88,8 +88,7 @@ unsafe fn record(r: *mut ngx_http_request_t) {
         // attempts count per peer (nothing else sees them); its main request is counted in the
         // server zone.
         if w.upstream_stats && !r.upstream_states.is_null() {
-            let time_ms = unsafe { sample(r) }.time_ms;
-            unsafe { super::upstream::record(w, r, time_ms) };
+            unsafe { super::upstream::record(w, r, elapsed_ms(r)) };
         }
         return;
     }
@@ -117,11 +116,18 @@ unsafe fn record(r: *mut ngx_http_request_t) {
     }
 }
 
+/// The request's time so far (`$request_time`), milliseconds.
+fn elapsed_ms(r: &ngx_http_request_t) -> u64 {
+    // SAFETY: ngx_cached_time points at the current time slot, which nginx keeps valid.
+    let now = unsafe { &*ngx_cached_time };
+    let ms = (now.sec - r.start_sec) * 1000 + (now.msec as i64 - r.start_msec as i64);
+    ms.max(0) as u64
+}
+
 /// What nginx's access log would say about this request.
 unsafe fn sample(r: &ngx_http_request_t) -> Sample {
-    // SAFETY: ngx_cached_time points at the current time slot; r->connection is live.
-    let (now, sent) = unsafe { (&*ngx_cached_time, (*r.connection).sent) };
-    let ms = (now.sec - r.start_sec) * 1000 + (now.msec as i64 - r.start_msec as i64);
+    // SAFETY: r->connection is live during the log phase.
+    let sent = unsafe { (*r.connection).sent };
     let status = if r.err_status != 0 {
         r.err_status
     } else {
@@ -131,7 +137,7 @@ unsafe fn sample(r: &ngx_http_request_t) -> Sample {
         status: status as u64,
         bytes_in: r.request_length.max(0) as u64,
         bytes_out: sent.max(0) as u64,
-        time_ms: ms.max(0) as u64,
+        time_ms: elapsed_ms(r),
         upstream_ms: None,
     }
 }

@@ -4,10 +4,10 @@
 //! within a family are sorted by their labels, so two scrapes diff cleanly. Label values are
 //! escaped in one place ([`super::escape`]).
 use std::borrow::Borrow;
-
-use arrayvec::ArrayVec;
 use std::collections::BTreeMap;
 use std::io::Write;
+
+use arrayvec::ArrayVec;
 
 use super::escape::{label_value, reserved_value};
 use crate::stats::{split_upstream_key, Counters, Kind, Snapshot, STATUS_LABELS};
@@ -159,28 +159,15 @@ fn reserved_label(key: &str, value: &str) -> Vec<u8> {
 }
 
 fn push_u64(out: &mut Vec<u8>, mut v: u64) {
-    // Two digits per division (a scrape writes a number on each of its 250,000 lines per 10,000
-    // keys; most are small, and the loop was a tenth of the render).
-    const PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
-        2021222324252627282930313233343536373839\
-        4041424344454647484950515253545556575859\
-        6061626364656667686970717273747576777879\
-        8081828384858687888990919293949596979899";
     let mut buf = [0u8; 20];
     let mut i = buf.len();
-    while v >= 100 {
-        let d = (v % 100) as usize * 2;
-        v /= 100;
-        i -= 2;
-        buf[i..i + 2].copy_from_slice(&PAIRS[d..d + 2]);
-    }
-    if v >= 10 {
-        let d = v as usize * 2;
-        i -= 2;
-        buf[i..i + 2].copy_from_slice(&PAIRS[d..d + 2]);
-    } else {
+    loop {
         i -= 1;
-        buf[i] = b'0' + v as u8;
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
     }
     out.extend_from_slice(&buf[i..]);
 }

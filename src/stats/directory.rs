@@ -106,14 +106,10 @@ impl Zone {
         // A full directory or arena stays full (nothing is freed): say so without taking the
         // lock, so that a name that found no room never makes the request path wait for it.
         let h = self.header();
-        if h.key_count.load(Relaxed) as usize >= self.geometry().max_keys
-            || (h.bump.load(Relaxed) as usize)
-                .next_multiple_of(8)
-                .saturating_add(name_bytes(name.len()))
-                > self.geometry().len
-        {
+        if h.key_count.load(Relaxed) as usize >= self.geometry().max_keys {
             return None;
         }
+        self.arena_fit(name_bytes(name.len()), 8)?;
         lock.with_lock(|| {
             if let Some(k) = self.lookup(kind, name) {
                 return Some(k);

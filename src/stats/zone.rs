@@ -175,15 +175,18 @@ impl Zone {
         }
     }
 
+    /// Where `bytes` aligned to `align` would go in the arena now, if they fit: (start, end).
+    /// Without the lock it is a hint that only gets worse (nothing is freed): a `None` is final.
+    pub(super) fn arena_fit(&self, bytes: usize, align: usize) -> Option<(usize, usize)> {
+        let start = (self.header().bump.load(Relaxed) as usize).next_multiple_of(align);
+        let end = start.checked_add(bytes)?;
+        (end <= self.geo.len).then_some((start, end))
+    }
+
     /// Takes `bytes` from the arena. Caller holds the lock.
     pub(super) fn alloc_locked(&self, bytes: usize, align: usize) -> Option<usize> {
-        let h = self.header();
-        let start = (h.bump.load(Relaxed) as usize).next_multiple_of(align);
-        let end = start.checked_add(bytes)?;
-        if end > self.geo.len {
-            return None;
-        }
-        h.bump.store(end as u64, Relaxed);
+        let (start, end) = self.arena_fit(bytes, align)?;
+        self.header().bump.store(end as u64, Relaxed);
         Some(start)
     }
 
@@ -213,9 +216,7 @@ impl Zone {
         let idx = key / SLOTS_PER_CHUNK;
         let entry = self.chunk_table(shard).get(idx)?;
         // A full arena stays full (nothing is freed): fail without taking the lock.
-        if self.header().bump.load(Relaxed) as usize + self.geo.chunk_bytes > self.geo.len {
-            return None;
-        }
+        self.arena_fit(self.geo.chunk_bytes, CACHE_LINE)?;
         let done = lock.with_lock(|| {
             // Another process may have grown the shared shard meanwhile.
             if entry.load(Acquire) != 0 {
