@@ -22,6 +22,16 @@ pub struct Counters {
     pub upstream_count: u64,
     /// Per-bucket (not cumulative) counts of the histogram's finite buckets.
     pub buckets: Vec<u64>,
+    /// Per status code (`vhost_traffic_status_measure_status_codes`): `[other, code...]` in the
+    /// order of [`crate::view::StatusCodes`]; empty when not measured.
+    pub codes: Vec<u64>,
+    /// The newest samples `(unix ms, request ms)`, oldest first, at most
+    /// [`crate::view::QUEUE_LEN`]; empty when the zone keeps no time queues.
+    pub queue: Vec<(u64, u64)>,
+    /// Upstream peers in a zone with time queues: the upstream response times' queue and
+    /// histogram (`upstream_sum_ms` is their sum).
+    pub response_queue: Vec<(u64, u64)>,
+    pub response_buckets: Vec<u64>,
 }
 
 impl Counters {
@@ -30,6 +40,28 @@ impl Counters {
             buckets: vec![0; nbuckets],
             ..Default::default()
         }
+    }
+
+    /// Adds another key's totals (the sum entry): every counter, the status codes slot by
+    /// slot and the buckets bound by bound; queues are not touched (see `view::merge_queues`).
+    pub fn add(&mut self, o: &Counters) {
+        self.requests = self.requests.wrapping_add(o.requests);
+        self.bytes_in = self.bytes_in.wrapping_add(o.bytes_in);
+        self.bytes_out = self.bytes_out.wrapping_add(o.bytes_out);
+        for (a, b) in self.status.iter_mut().zip(o.status) {
+            *a = a.wrapping_add(b);
+        }
+        self.time_sum_ms = self.time_sum_ms.wrapping_add(o.time_sum_ms);
+        self.time_min_ms = match (self.time_min_ms, o.time_min_ms) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        self.time_max_ms = self.time_max_ms.max(o.time_max_ms);
+        self.upstream_sum_ms = self.upstream_sum_ms.wrapping_add(o.upstream_sum_ms);
+        self.upstream_count = self.upstream_count.wrapping_add(o.upstream_count);
+        add_words(&mut self.buckets, &o.buckets);
+        add_words(&mut self.codes, &o.codes);
+        add_words(&mut self.response_buckets, &o.response_buckets);
     }
 
     fn add_slot(&mut self, slot: &[AtomicU64]) {
@@ -60,6 +92,16 @@ impl Counters {
     }
 }
 
+/// `a += b` word by word, `a` growing to `b`'s length.
+fn add_words(a: &mut Vec<u64>, b: &[u64]) {
+    if a.len() < b.len() {
+        a.resize(b.len(), 0);
+    }
+    for (x, y) in a.iter_mut().zip(b) {
+        *x = x.wrapping_add(*y);
+    }
+}
+
 /// One key and its totals.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Entry {
@@ -69,7 +111,7 @@ pub struct Entry {
 }
 
 /// Everything a renderer needs from the zone.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Snapshot {
     /// In registration order.
     pub entries: Vec<Entry>,
