@@ -3,6 +3,9 @@
 //! renderer reads only this; the nginx layer fills it and knows no format.
 use crate::stats::{Counters, Entry, Kind, Snapshot};
 
+/// The `moduleVersion` of nginx-module-vts whose outputs the vozlt formats reproduce.
+pub const VOZLT_VERSION: &str = "v0.2.7";
+
 /// Entries a time queue shows (nginx-module-vts keeps 64 slots with one always empty).
 pub const QUEUE_LEN: usize = 63;
 
@@ -111,6 +114,9 @@ pub struct Display {
     /// Histogram upper bounds in seconds, as configured, and in microseconds (as counted).
     pub bucket_seconds: Vec<f64>,
     pub bucket_us: Vec<u64>,
+    /// The zone keeps time queues (a `vhost_traffic_status_zone`). Without them (a `vts_zone`)
+    /// the JSON shows 63 zero samples and `requestMsec` is the mean since the zone started.
+    pub queues: bool,
 }
 
 impl Default for Display {
@@ -123,6 +129,7 @@ impl Default for Display {
             codes: StatusCodes::Off,
             bucket_seconds: Vec::new(),
             bucket_us: Vec::new(),
+            queues: true,
         }
     }
 }
