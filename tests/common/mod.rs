@@ -8,6 +8,8 @@
 //! in parallel threads.
 #![allow(dead_code)]
 
+pub mod json;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::fs;
@@ -65,7 +67,14 @@ pub fn nginx_binary() -> PathBuf {
 /// `cargo test` builds the cdylib into `target/<profile>/deps/libngx_vts.so` next to the test
 /// binary, but only `cargo build` copies it up to `target/<profile>/libngx_vts.so` (which can
 /// then be older than the code under test). So the `deps/` one is preferred.
+///
+/// `NGX_VTS_MODULE=/path/to/module.so` runs the tests against another module instead, e.g.
+/// the C nginx-module-vts, to check that a compatibility test expects what the C module does
+/// (the tests that use only `vhost_traffic_status_*` directives).
 pub fn module_path() -> PathBuf {
+    if let Some(p) = std::env::var_os("NGX_VTS_MODULE") {
+        return PathBuf::from(p);
+    }
     let exe = std::env::current_exe().expect("current_exe");
     let deps_dir = exe
         .parent()
