@@ -16,6 +16,9 @@ mod render;
 #[allow(dead_code)]
 #[path = "../src/stats/mod.rs"]
 mod stats;
+#[allow(dead_code)]
+#[path = "../src/view.rs"]
+mod view;
 
 use std::hint::black_box;
 use std::process::ExitCode;
@@ -101,6 +104,7 @@ fn run(w: &Workload, p: &Plan, region_len: usize, scrape_reps: usize) -> Option<
                 bytes_out: 1000 + x * 13 % 100_000,
                 time_ms: x % 3000,
                 upstream_ms: (kind == Kind::UpstreamPeer).then_some(x % 2000),
+                ..Default::default()
             };
             let (overflow, up) = match kind {
                 Kind::UpstreamPeer => (OVERFLOW_UPSTREAM, true),

@@ -19,6 +19,9 @@ mod render;
 #[allow(dead_code)]
 #[path = "../src/stats/mod.rs"]
 mod stats;
+#[allow(dead_code)]
+#[path = "../src/view.rs"]
+mod view;
 
 use std::collections::HashMap;
 use std::hint::black_box;
@@ -47,7 +50,7 @@ fn sample(i: u64) -> Sample {
         bytes_out: 5000 + (i & 1023),
         time_ms: i & 127,
         upstream_ms: None,
-    }
+    }..Default::default()
 }
 
 /// The C module's node, updated under the lock.

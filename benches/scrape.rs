@@ -9,6 +9,9 @@ mod render;
 #[allow(dead_code)]
 #[path = "../src/stats/mod.rs"]
 mod stats;
+#[allow(dead_code)]
+#[path = "../src/view.rs"]
+mod view;
 
 use std::hint::black_box;
 use std::sync::Mutex;
@@ -70,6 +73,7 @@ fn case(keys: usize, shards: usize) -> Row {
                 bytes_out: 1000 + x * 13 % 100_000,
                 time_ms: x % 3000,
                 upstream_ms: None,
+                ..Default::default()
             };
             wr.record(&lock, id, OVERFLOW_SERVER, false, &sample, &bounds_us);
         }

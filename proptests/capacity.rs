@@ -7,6 +7,9 @@ mod render;
 #[allow(dead_code)]
 #[path = "../src/stats/mod.rs"]
 mod stats;
+#[allow(dead_code)]
+#[path = "../src/view.rs"]
+mod view;
 
 use std::sync::Mutex;
 
@@ -74,6 +77,7 @@ fn run(w: &Workload, keys: &[(Kind, Vec<u8>)], len: usize, interleave: bool) -> 
         bytes_out: 1000,
         time_ms: 3,
         upstream_ms: Some(2),
+        ..Default::default()
     };
     let mut ids = Vec::with_capacity(keys.len());
     let write = |id: usize, kind: Kind| {

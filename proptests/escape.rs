@@ -19,6 +19,9 @@ mod render;
 #[allow(dead_code, unused_imports)]
 #[path = "../src/stats/mod.rs"]
 mod stats;
+#[allow(dead_code, unused_imports)]
+#[path = "../src/view.rs"]
+mod view;
 
 use std::collections::{BTreeMap, BTreeSet};
 

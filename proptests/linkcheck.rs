@@ -4,6 +4,9 @@ mod render;
 #[allow(dead_code)]
 #[path = "../src/stats/mod.rs"]
 mod stats;
+#[allow(dead_code)]
+#[path = "../src/view.rs"]
+mod view;
 use stats::{HeapRegion, Zone};
 #[test]
 fn links() {

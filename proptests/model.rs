@@ -772,6 +772,7 @@ fn sample() -> impl Strategy<Value = Sample> {
             bytes_out,
             time_ms,
             upstream_ms,
+            ..Default::default()
         },
     )
 }
@@ -928,7 +929,7 @@ fn s(status: u64, time_ms: u64) -> Sample {
         bytes_out: 1000,
         time_ms,
         upstream_ms: Some(time_ms / 2),
-    }
+    }..Default::default()
 }
 
 #[test]

@@ -5,6 +5,7 @@
 //!   renderer; no nginx.
 //! - [`render`]: output formats (Prometheus text, JSON); no nginx.
 //! - `nginx`: the thin module layer (directives, zone init, log phase, status handler).
+pub mod conf;
 pub mod render;
 pub mod stats;
 pub mod view;

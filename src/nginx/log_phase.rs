@@ -88,20 +88,40 @@ unsafe fn record(r: *mut ngx_http_request_t) {
         // attempts count per peer (nothing else sees them); its main request is counted in the
         // server zone.
         if w.upstream_stats && !r.upstream_states.is_null() {
-            unsafe { super::upstream::record(w, r, elapsed_ms(r)) };
+            let Some(lcf) = Module::location_conf(r) else {
+                return;
+            };
+            let mut sample = unsafe { sample(r) };
+            if w.vozlt {
+                vozlt_sample(w, &mut sample);
+            }
+            unsafe { super::upstream::record(w, r, &sample, lcf) };
         }
         return;
     }
-    if Module::location_conf(r).is_some_and(|l: &LocConf| l.status) {
-        return; // the status location's own requests
+    // The location the request ended in decides: `vts_status` and `vhost_traffic_status off`
+    // and `bypass_stats` locations are not counted.
+    let Some(lcf) = Module::location_conf(r) else {
+        return;
+    };
+    let lcf: &LocConf = lcf;
+    if !lcf.counts() {
+        return;
     }
     let (Some(cscf), Some(scf)) = (NgxHttpCoreModule::server_conf(r), Module::server_conf(r)) else {
         return;
     };
     let key = resolve(w, cscf, scf);
-    let sample = unsafe { sample(r) };
+    let mut sample = unsafe { sample(r) };
+    let ignored = w.vozlt && ignored(lcf, sample.status);
+    if w.vozlt {
+        vozlt_sample(w, &mut sample);
+    }
     if w.upstream_stats && !r.upstream_states.is_null() {
-        unsafe { super::upstream::record(w, r, sample.time_ms) };
+        unsafe { super::upstream::record(w, r, &sample, lcf) };
+    }
+    if ignored {
+        return;
     }
     if w.writer
         .record(&w.lock, key, OVERFLOW_SERVER, false, &sample, &w.bounds_us)
@@ -114,6 +134,47 @@ unsafe fn record(r: *mut ngx_http_request_t) {
             "vts_zone is full: samples are counted in the overflow entry; increase the vts_zone size"
         );
     }
+}
+
+/// Whether `ignore_status` of the location drops `status` (its class).
+#[inline]
+pub fn ignored(lcf: &LocConf, status: u64) -> bool {
+    match lcf.ignore {
+        None | Some(0) => false,
+        Some(mask) => crate::conf::vozlt::ignores(mask, status.min(u16::MAX as u64) as u16),
+    }
+}
+
+/// nginx-module-vts's class of a status: below 200 (0 too) is 1xx, 600 and above 5xx.
+#[inline]
+fn vozlt_class(status: u64) -> usize {
+    match status {
+        0..=199 => 0,
+        200..=299 => 1,
+        300..=399 => 2,
+        400..=499 => 3,
+        _ => 4,
+    }
+}
+
+/// What a zone with time queues adds to a request's sample: the nginx-module-vts class (kept
+/// in `status`, which counts in its class only), the status code's word, the queue's time.
+#[inline]
+pub fn vozlt_sample(w: &Worker, s: &mut Sample) {
+    s.code = w
+        .code_words
+        .as_ref()
+        .map(|t| t.get(s.status as usize).copied().unwrap_or(0));
+    s.status = [100, 200, 300, 400, 500][vozlt_class(s.status)];
+    s.queued_at = now_ms().saturating_sub(w.epoch_ms) + 1;
+}
+
+/// Unix milliseconds, nginx's cached clock.
+#[inline]
+pub fn now_ms() -> u64 {
+    // SAFETY: ngx_cached_time points at the current time slot, which nginx keeps valid.
+    let now = unsafe { &*ngx_cached_time };
+    now.sec as u64 * 1000 + now.msec as u64
 }
 
 /// The request's time so far (`$request_time`), milliseconds.
@@ -139,5 +200,6 @@ unsafe fn sample(r: &ngx_http_request_t) -> Sample {
         bytes_out: sent.max(0) as u64,
         time_ms: elapsed_ms(r),
         upstream_ms: None,
+        ..Default::default()
     }
 }

@@ -8,15 +8,48 @@ use ngx::ffi::*;
 use ngx::http::HttpModuleLocationConf;
 use ngx::ngx_string;
 
+use super::conf::{DisplayFormat, LocConf, MainConf, ZoneConf};
 use super::zone::{worker, Worker};
-use crate::render::prometheus::{self, Connections, Info, PeerState, Scrape};
-use crate::stats::{Merge, Snapshot};
+use crate::render::prometheus::{self, Scrape};
+use crate::render::{json::JsonScrape, vozlt::VozltScrape, Renderer};
+use crate::stats::{Kind, Merge};
+use crate::view::{Connections, Display, Info, ShmUse, View};
 
 const MODULE_VERSION: &str = env!("CARGO_PKG_VERSION");
 
+/// What a status request asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Output {
+    /// The seed's Prometheus dialect (a `vts_status` location).
+    Seed(prometheus::Format),
+    /// nginx-module-vts's Prometheus dialect (a display location).
+    Vozlt(prometheus::Format),
+    Json,
+    Jsonp,
+    Html,
+}
+
+impl Output {
+    fn content_type(self) -> &'static str {
+        match self {
+            Output::Seed(f) => f.content_type(),
+            Output::Vozlt(prometheus::Format::Text) => "text/plain",
+            Output::Vozlt(f) => f.content_type(),
+            Output::Json => "application/json",
+            Output::Jsonp => "application/javascript",
+            Output::Html => "text/html",
+        }
+    }
+
+    /// Whether the body depends on the `Accept` header (the Prometheus answers).
+    fn varies(self) -> bool {
+        matches!(self, Output::Seed(_) | Output::Vozlt(_))
+    }
+}
+
 /// A rendered scrape kept for `vts_status_cache`.
 struct Cached {
-    format: prometheus::Format,
+    format: Output,
     /// `ngx_current_msec` when its numbers were read.
     at: ngx_msec_t,
     /// The zone's render sequence number of this scrape.
@@ -65,7 +98,7 @@ std::thread_local! {
 /// The cached scrape in `format`, if it is younger than `ttl` milliseconds and no worker
 /// rendered a scrape since: another worker's newer numbers must never be followed by this
 /// worker's older ones (a counter going down reads as a reset to Prometheus).
-fn cached(w: &Worker, format: prometheus::Format, ttl: ngx_msec_t) -> Option<Rc<Text>> {
+fn cached(w: &Worker, format: Output, ttl: ngx_msec_t) -> Option<Rc<Text>> {
     if ttl == 0 {
         return None;
     }
@@ -142,10 +175,139 @@ fn accept(r: &ngx_http_request_t) -> &[u8] {
     b""
 }
 
+/// The `/format/...` suffix of a display location's URI (reference 3.1): the first `/` from
+/// which at least 12 bytes remain and that starts, in any case, `/format/` and a known type.
+pub fn format_suffix(uri: &[u8]) -> Option<DisplayFormat> {
+    const TYPES: [(&[u8], DisplayFormat); 4] = [
+        (b"jsonp", DisplayFormat::Jsonp),
+        (b"json", DisplayFormat::Json),
+        (b"html", DisplayFormat::Html),
+        (b"prometheus", DisplayFormat::Prometheus),
+    ];
+    let mut i = 0;
+    while i + 12 <= uri.len() {
+        if uri[i] == b'/' && uri[i..].len() >= 8 && uri[i..i + 8].eq_ignore_ascii_case(b"/format/") {
+            let rest = &uri[i + 8..];
+            for (word, f) in TYPES {
+                if rest.len() >= word.len() && rest[..word.len()].eq_ignore_ascii_case(word) {
+                    return Some(f);
+                }
+            }
+        }
+        i += 1;
+    }
+    None
+}
+
+/// Whether a display location's URI asks for the control API (reference 3.1): it ends in
+/// `/control` (any case) and has another `/` before that one.
+pub fn is_control(uri: &[u8]) -> bool {
+    let Some(second) = uri.iter().skip(1).position(|&b| b == b'/').map(|p| p + 1) else {
+        return false;
+    };
+    let tail = &uri[second..];
+    tail.len() >= 8 && tail[tail.len() - 8..].eq_ignore_ascii_case(b"/control")
+}
+
+/// Whether an `Accept` header prefers JSON to the Prometheus text (for a `vts_status` location).
+fn prefers_json(accept: &[u8]) -> bool {
+    let accept = String::from_utf8_lossy(accept).to_ascii_lowercase();
+    let (mut json, mut text) = (0.0f32, 0.0f32);
+    for range in accept.split(',') {
+        let mut parts = range.split(';').map(str::trim);
+        let media = parts.next().unwrap_or("");
+        let q = parts
+            .filter_map(|p| p.strip_prefix("q="))
+            .find_map(|v| v.parse::<f32>().ok())
+            .unwrap_or(1.0);
+        match media {
+            "application/json" => json = json.max(q),
+            "text/plain" | "application/openmetrics-text" => text = text.max(q),
+            _ => {}
+        }
+    }
+    json > 0.0 && json > text
+}
+
+/// The output a request to a status location asks for.
+fn output(lcf: &LocConf, uri: &[u8], accept: &[u8]) -> Output {
+    let suffix = format_suffix(uri);
+    let prom = prometheus::negotiate(accept);
+    if !lcf.display {
+        // `vts_status`: the seed's text, or JSON when the URI or the Accept header asks.
+        return match suffix {
+            Some(DisplayFormat::Json) => Output::Json,
+            Some(DisplayFormat::Jsonp) => Output::Jsonp,
+            Some(DisplayFormat::Html) => Output::Html,
+            Some(DisplayFormat::Prometheus) => Output::Seed(prom),
+            None if prefers_json(accept) => Output::Json,
+            None => Output::Seed(prom),
+        };
+    }
+    match suffix.or(lcf.format).unwrap_or(DisplayFormat::Json) {
+        DisplayFormat::Json => Output::Json,
+        DisplayFormat::Jsonp => Output::Jsonp,
+        DisplayFormat::Html => Output::Html,
+        DisplayFormat::Prometheus => Output::Vozlt(prom),
+    }
+}
+
+/// Sends a short plain-text answer with `status`.
+unsafe fn plain(r: *mut ngx_http_request_t, status: ngx_uint_t, text: &'static str) -> ngx_int_t {
+    // SAFETY: r is a live request in its content phase.
+    unsafe {
+        let rr = &mut *r;
+        rr.headers_out.status = status;
+        rr.headers_out.content_length_n = text.len() as off_t;
+        set_content_type(rr, "text/plain");
+        if rr.method == NGX_HTTP_HEAD as ngx_uint_t {
+            rr.set_header_only(1);
+            return ngx_http_send_header(r);
+        }
+        let b = ngx_pcalloc(rr.pool, core::mem::size_of::<ngx_buf_t>()) as *mut ngx_buf_t;
+        if b.is_null() {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR as ngx_int_t;
+        }
+        let data = text.as_ptr() as *mut u8;
+        (*b).start = data;
+        (*b).pos = data;
+        (*b).last = data.add(text.len());
+        (*b).end = (*b).last;
+        (*b).set_memory(1);
+        (*b).set_last_buf(1);
+        (*b).set_last_in_chain(1);
+        let rc = ngx_http_send_header(r);
+        if rc == NGX_ERROR as ngx_int_t || rc > NGX_OK as ngx_int_t || rr.header_only() != 0 {
+            return rc;
+        }
+        let mut out = ngx_chain_t {
+            buf: b,
+            next: core::ptr::null_mut(),
+        };
+        ngx_http_output_filter(r, &mut out)
+    }
+}
+
+fn set_content_type(rr: &mut ngx_http_request_t, ct: &'static str) {
+    rr.headers_out.content_type.len = ct.len();
+    rr.headers_out.content_type.data = ct.as_ptr() as *mut u8;
+    rr.headers_out.content_type_len = ct.len();
+    rr.headers_out.content_type_lowcase = core::ptr::null_mut();
+}
+
 unsafe fn serve(r: *mut ngx_http_request_t) -> ngx_int_t {
     // SAFETY: r is the request nginx passes to the content handler.
     unsafe {
         let rr = &mut *r;
+        let Some(lcf) = super::Module::location_conf(rr) else {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR as ngx_int_t;
+        };
+        let lcf: &LocConf = lcf;
+        let w = worker();
+        // A display location without a zone answers 501 (nginx-module-vts checks this first).
+        if lcf.display && w.is_none() {
+            return NGX_HTTP_NOT_IMPLEMENTED as ngx_int_t;
+        }
         if rr.method & (NGX_HTTP_GET | NGX_HTTP_HEAD) as ngx_uint_t == 0 {
             return NGX_HTTP_NOT_ALLOWED as ngx_int_t;
         }
@@ -153,11 +315,33 @@ unsafe fn serve(r: *mut ngx_http_request_t) -> ngx_int_t {
         if rc != NGX_OK as ngx_int_t {
             return rc;
         }
-        let format = prometheus::negotiate(accept(rr));
-        let Some(w) = worker() else {
+        let Some(w) = w else {
             return NGX_HTTP_SERVICE_UNAVAILABLE as ngx_int_t;
         };
-        let ttl = super::Module::location_conf(rr).map_or(0, |l: &super::conf::LocConf| l.cache_ttl());
+        let uri = rr.uri.as_bytes();
+        if lcf.display && is_control(uri) {
+            return plain(
+                r,
+                NGX_HTTP_NOT_IMPLEMENTED as ngx_uint_t,
+                "ngx_vts: the control API (/control) is not implemented yet\n",
+            );
+        }
+        let format = output(lcf, uri, accept(rr));
+        if format == Output::Html {
+            return plain(
+                r,
+                NGX_HTTP_NOT_IMPLEMENTED as ngx_uint_t,
+                "ngx_vts: the HTML page is not implemented yet; use /format/json or /format/prometheus\n",
+            );
+        }
+        // A display location answers HEAD with its headers alone, as nginx-module-vts does.
+        if lcf.display && rr.method == NGX_HTTP_HEAD as ngx_uint_t {
+            rr.headers_out.status = NGX_HTTP_OK as ngx_uint_t;
+            set_content_type(rr, format.content_type());
+            rr.set_header_only(1);
+            return ngx_http_send_header(r);
+        }
+        let ttl = lcf.cache_ttl();
         let body = match cached(w, format, ttl) {
             Some(body) => body,
             None => {
@@ -187,6 +371,63 @@ unsafe fn serve(r: *mut ngx_http_request_t) -> ngx_int_t {
     }
 }
 
+/// What the scrape shows besides the counters: nginx's live state and the settings of the
+/// location that serves it.
+fn view(w: &Worker, rr: &ngx_http_request_t, snapshot: crate::stats::Snapshot) -> View {
+    let mcf: Option<&MainConf> = super::Module::main_conf_of(rr);
+    let lcf: Option<&LocConf> = super::Module::location_conf(rr);
+    let mut display = Display::default();
+    if let Some(l) = lcf {
+        if let Some(k) = &l.sum_key {
+            display.sum_key.clone_from(k);
+        }
+        if let Some(j) = &l.jsonp {
+            display.jsonp.clone_from(j);
+        }
+        display.method = l.avg_method.unwrap_or_default();
+        display.period_ms = l.avg_period_ms();
+    }
+    let mut shm = ShmUse {
+        name: Vec::new(),
+        max_size: snapshot.size_bytes as u64,
+        used_size: snapshot.used_bytes as u64,
+        free_size: snapshot.size_bytes.saturating_sub(snapshot.used_bytes) as u64,
+        used_node: snapshot
+            .entries
+            .iter()
+            .filter(|e| e.kind != Kind::Overflow)
+            .count() as u64,
+        max_node: snapshot.max_keys as u64,
+    };
+    let mut load_msec = 0;
+    if let Some(m) = mcf {
+        shm.name = m.zone_name().to_vec();
+        if let ZoneConf::Requested { shm_zone, .. } = m.zone {
+            // SAFETY: the zone nginx made for this configuration lives as long as the cycle.
+            shm.max_size = unsafe { (*shm_zone).shm.size } as u64;
+        }
+        display.codes = m.codes.clone();
+        display.bucket_seconds = m.bucket_seconds().to_vec();
+        display.bucket_us = m.buckets().to_vec();
+        display.queues = w.vozlt;
+        load_msec = m.load_msec;
+    }
+    View {
+        info: Info {
+            hostname: hostname().to_vec(),
+            module_version: MODULE_VERSION.to_string(),
+            nginx_version: NGINX_VERSION.to_str().unwrap_or("").to_string(),
+            load_msec,
+            now_msec: super::log_phase::now_ms(),
+        },
+        connections: connections(),
+        shm,
+        snapshot,
+        peers: w.upstream_stats.then(super::upstream::peer_states),
+        display,
+    }
+}
+
 /// Text written per turn of the event loop: about 40 us of a worker's time. Between slices the
 /// worker serves whatever else is ready, so a scrape of many keys takes longer but never holds
 /// the worker's other connections for more than a slice.
@@ -207,7 +448,7 @@ enum Phase {
     /// Summing the shards.
     Summing(Merge),
     /// Writing the text.
-    Writing(Scrape<Snapshot, Vec<PeerState>>),
+    Writing(Box<dyn Renderer>),
     /// The text is complete (the request may live on while it is sent).
     Done,
 }
@@ -217,7 +458,7 @@ enum Phase {
 struct Job {
     phase: Phase,
     text: Vec<u8>,
-    format: prometheus::Format,
+    format: Output,
     ttl: ngx_msec_t,
     /// `last_render()` before the sum, and `ngx_current_msec` then: the cached text's age
     /// counts from when its numbers were read.
@@ -246,18 +487,16 @@ impl Job {
             };
             // SAFETY: the Job's request is open (see defer).
             let rr = unsafe { &*self.r };
-            let peers = w.upstream_stats.then(super::upstream::peer_states);
-            let mcf = super::Module::main_conf_of(rr);
-            let info = Info {
-                hostname: hostname(),
-                module_version: MODULE_VERSION,
-                nginx_version: NGINX_VERSION.to_str().unwrap_or(""),
-                shm_name: mcf.map_or(&b""[..], |m| m.zone_name()),
-                connections: connections(),
-                buckets: mcf.map_or(&[][..], |m| m.bucket_seconds()),
+            let v = view(w, rr, m.finish());
+            let renderer: Box<dyn Renderer> = match self.format {
+                Output::Seed(f) => Box::new(Scrape::new(v, f)),
+                Output::Vozlt(f) => Box::new(VozltScrape::new(v, f)),
+                Output::Json => Box::new(JsonScrape::new(v, false)),
+                Output::Jsonp => Box::new(JsonScrape::new(v, true)),
+                // (Answered before a scrape starts.)
+                Output::Html => Box::new(JsonScrape::new(v, false)),
             };
-            let scrape = Scrape::new(m.finish(), peers, &info, self.format, &mut self.text);
-            self.phase = Phase::Writing(scrape);
+            self.phase = Phase::Writing(renderer);
         }
         if let Phase::Writing(s) = &mut self.phase {
             if !s.write(&mut self.text, bytes) {
@@ -378,26 +617,25 @@ unsafe extern "C" fn next_slice(ev: *mut ngx_event_t) {
 }
 
 /// Sends the status page: headers, and the body unless the method is HEAD.
-unsafe fn send(r: *mut ngx_http_request_t, format: prometheus::Format, body: Rc<Text>) -> ngx_int_t {
+unsafe fn send(r: *mut ngx_http_request_t, format: Output, body: Rc<Text>) -> ngx_int_t {
     // SAFETY: r is a live request in its content phase (or a deferred one kept open).
     unsafe {
         let rr = &mut *r;
         rr.headers_out.status = NGX_HTTP_OK as ngx_uint_t;
         rr.headers_out.content_length_n = body.0.len() as off_t;
-        let ct = format.content_type();
-        rr.headers_out.content_type.len = ct.len();
-        rr.headers_out.content_type.data = ct.as_ptr() as *mut u8;
-        rr.headers_out.content_type_len = ct.len();
-        rr.headers_out.content_type_lowcase = core::ptr::null_mut();
-        // The body depends on Accept (text format or OpenMetrics): tell caches so.
-        let vary = ngx_list_push(&mut rr.headers_out.headers) as *mut ngx_table_elt_t;
-        if vary.is_null() {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR as ngx_int_t;
+        set_content_type(rr, format.content_type());
+        // The body depends on Accept (text format or OpenMetrics, or JSON at `vts_status`):
+        // tell caches so.
+        if format.varies() {
+            let vary = ngx_list_push(&mut rr.headers_out.headers) as *mut ngx_table_elt_t;
+            if vary.is_null() {
+                return NGX_HTTP_INTERNAL_SERVER_ERROR as ngx_int_t;
+            }
+            (*vary).hash = 1;
+            (*vary).key = ngx_string!("Vary");
+            (*vary).value = ngx_string!("Accept");
+            (*vary).next = core::ptr::null_mut();
         }
-        (*vary).hash = 1;
-        (*vary).key = ngx_string!("Vary");
-        (*vary).value = ngx_string!("Accept");
-        (*vary).next = core::ptr::null_mut();
 
         if rr.method == NGX_HTTP_HEAD as ngx_uint_t || body.0.is_empty() {
             rr.set_header_only(1);

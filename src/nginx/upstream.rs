@@ -9,10 +9,11 @@ use ngx::ffi::*;
 use ngx::http::{HttpModuleMainConf, NgxHttpUpstreamModule};
 use ngx::ngx_log_error;
 
+use super::conf::LocConf;
 use super::zone::Worker;
-use crate::render::prometheus::PeerState;
 use crate::stats::layout::flag;
-use crate::stats::{upstream_key, Kind, Recorded, Sample, OVERFLOW_UPSTREAM};
+use crate::stats::{upstream_key, Kind, Recorded, Sample, What, OVERFLOW_UPSTREAM};
+use crate::view::PeerState;
 
 /// The group of a proxy_pass to an address or a variable with no `upstream` block: empty in the
 /// key, which no `upstream` block name is; the output shows `::nogroups`, the name
@@ -133,8 +134,9 @@ fn bytes(s: *const ngx_str_t) -> &'static [u8] {
     unsafe { s.as_ref().map_or(NO_PEER, |s| s.as_bytes()) }
 }
 
-/// One sample per upstream attempt of the request.
-pub unsafe fn record(w: &Worker, r: &ngx_http_request_t, request_ms: u64) {
+/// One sample per upstream attempt of the request. `client` is the request's own sample (its
+/// status, bytes and time; with time queues, already in nginx-module-vts's terms).
+pub unsafe fn record(w: &Worker, r: &ngx_http_request_t, client: &Sample, lcf: &LocConf) {
     // SAFETY: upstream_states is an array of ngx_http_upstream_state_t owned by the request.
     let states: &[ngx_http_upstream_state_t] = unsafe {
         match r.upstream_states.as_ref() {
@@ -146,14 +148,21 @@ pub unsafe fn record(w: &Worker, r: &ngx_http_request_t, request_ms: u64) {
     // A request that moved on to another upstream (error_page, X-Accel-Redirect) has a zeroed
     // entry between the two upstreams' attempts; `r->upstream` is the last one's.
     let last_separator = states.iter().rposition(|st| st.peer.is_null() && st.status == 0);
+    let known = |t: ngx_msec_t| (t != ngx_msec_t::MAX).then_some(t as u64);
     for (i, st) in states.iter().enumerate() {
         if st.peer.is_null() && st.status == 0 {
             continue;
         }
+        let earlier_round = matches!(last_separator, Some(sep) if i < sep);
+        // nginx-module-vts counts the last round only.
+        if w.vozlt && earlier_round {
+            continue;
+        }
         let peer = bytes(st.peer);
-        let group = match last_separator {
-            Some(sep) if i < sep => w.peers.group_of_peer(peer),
-            _ => group,
+        let group = if earlier_round {
+            w.peers.group_of_peer(peer)
+        } else {
+            group
         };
         // "No live upstreams": nginx names the attempt after the upstream itself.
         let peer = if !group.is_empty() && peer == group {
@@ -161,25 +170,68 @@ pub unsafe fn record(w: &Worker, r: &ngx_http_request_t, request_ms: u64) {
         } else {
             peer
         };
-        let known = |t: ngx_msec_t| (t != ngx_msec_t::MAX).then_some(t as u64);
-        let sample = Sample {
-            status: st.status as u64,
-            bytes_in: st.bytes_received.max(0) as u64,
-            bytes_out: st.bytes_sent.max(0) as u64,
-            time_ms: request_ms,
-            upstream_ms: known(st.response_time),
-        };
         let key = w.peers.slot(w, group, peer);
-        let rec = w
-            .writer
-            .record(&w.lock, key, OVERFLOW_UPSTREAM, true, &sample, &w.bounds_us);
-        if rec == Recorded::Overflow && w.zone.raise_flag(flag::ARENA_FULL) {
-            ngx_log_error!(
-                NGX_LOG_WARN,
-                w.log,
-                "vts_zone is full: upstream samples are counted in the overflow entry; increase the vts_zone size"
-            );
+        if !w.vozlt {
+            let sample = Sample {
+                status: st.status as u64,
+                bytes_in: st.bytes_received.max(0) as u64,
+                bytes_out: st.bytes_sent.max(0) as u64,
+                time_ms: client.time_ms,
+                upstream_ms: known(st.response_time),
+                ..Default::default()
+            };
+            write(w, key, OVERFLOW_UPSTREAM, true, &sample);
+            continue;
         }
+        // nginx-module-vts: the last attempt served the client and counts like the request
+        // (its status, bytes and time); the ones before it were passed on (their own status
+        // and response time only). An ignored status keeps only the response time.
+        let response_ms = known(st.response_time).unwrap_or(0);
+        let serving = i + 1 == states.len();
+        let mut sample = if serving {
+            Sample {
+                code: None,
+                upstream_ms: Some(response_ms),
+                ..*client
+            }
+        } else {
+            let status = st.status as u64;
+            Sample {
+                // No response (status outside 100..599): counted, in no class.
+                status: if (100..600).contains(&status) { status } else { 0 },
+                upstream_ms: Some(response_ms),
+                what: What::PassedOn,
+                ..Default::default()
+            }
+        };
+        let status = if serving { client.status } else { st.status as u64 };
+        if super::log_phase::ignored(lcf, status) {
+            sample.what = What::ResponseOnly;
+        }
+        write(w, key, OVERFLOW_UPSTREAM, false, &sample);
+        // The response times' queue and histogram, in the slot after the peer's.
+        let times = Sample {
+            time_ms: response_ms,
+            queued_at: client.queued_at,
+            ..Default::default()
+        };
+        // (The overflow entry's own times slot takes what finds no room.)
+        write(w, key + 1, OVERFLOW_UPSTREAM + 1, false, &times);
+    }
+}
+
+/// Writes one sample into this worker's shard (into `overflow` if the zone is full).
+#[inline]
+fn write(w: &Worker, key: usize, overflow: usize, upstream: bool, sample: &Sample) {
+    let rec = w
+        .writer
+        .record(&w.lock, key, overflow, upstream, sample, &w.bounds_us);
+    if rec == Recorded::Overflow && w.zone.raise_flag(flag::ARENA_FULL) {
+        ngx_log_error!(
+            NGX_LOG_WARN,
+            w.log,
+            "vts_zone is full: upstream samples are counted in the overflow entry; increase the vts_zone size"
+        );
     }
 }
 
@@ -187,7 +239,7 @@ pub unsafe fn record(w: &Worker, r: &ngx_http_request_t, request_ms: u64) {
 /// the peers' read lock when they live in an upstream `zone`.
 unsafe fn each_peer(
     cycle: *mut ngx_cycle_t,
-    mut f: impl FnMut(&'static [u8], &ngx_http_upstream_rr_peer_t, bool),
+    mut f: impl FnMut(&'static [u8], &ngx_http_upstream_rr_peer_t, bool, bool),
 ) {
     // SAFETY: the cycle's upstream main conf and its peers (rr data for every balancer built on
     // round robin) are valid for the cycle; shared peers are read under their rwlock.
@@ -201,12 +253,13 @@ unsafe fn each_peer(
             let peers = (*uscf).peer.data as *mut ngx_http_upstream_rr_peers_t;
             let Some(primary) = peers.as_mut() else { continue };
             let locked = rlock(primary);
+            let shared = shared_peers(primary);
             let mut list: *mut ngx_http_upstream_rr_peers_t = primary;
             let mut backup = false;
             while let Some(ps) = list.as_ref() {
                 let mut p = ps.peer;
                 while let Some(peer) = p.as_ref() {
-                    f(group, peer, backup);
+                    f(group, peer, backup, shared);
                     p = peer.next;
                 }
                 list = ps.next;
@@ -237,6 +290,17 @@ unsafe fn unlock(peers: &mut ngx_http_upstream_rr_peers_t) {
     unsafe { ngx_rwlock_unlock(&mut peers.rwlock) };
 }
 
+/// Whether peers live in an upstream `zone` (shared by the workers, changed at run time).
+#[cfg(ngx_vts_upstream_zone)]
+fn shared_peers(peers: &ngx_http_upstream_rr_peers_t) -> bool {
+    !peers.shpool.is_null()
+}
+
+#[cfg(not(ngx_vts_upstream_zone))]
+fn shared_peers(_: &ngx_http_upstream_rr_peers_t) -> bool {
+    false
+}
+
 /// Without the upstream zone module, peers are per worker and need no lock.
 #[cfg(not(ngx_vts_upstream_zone))]
 unsafe fn rlock(_: &mut ngx_http_upstream_rr_peers_t) -> bool {
@@ -249,7 +313,7 @@ unsafe fn unlock(_: &mut ngx_http_upstream_rr_peers_t) {}
 /// Registers every configured peer, so that each is listed from the first scrape.
 pub unsafe fn register_peers(w: &Worker, cycle: *mut ngx_cycle_t) {
     unsafe {
-        each_peer(cycle, |group, peer, _| {
+        each_peer(cycle, |group, peer, _, _| {
             w.peers.slot(w, group, peer.name.as_bytes());
             w.peers.remember_group(peer.name.as_bytes(), group);
             // "No live upstreams" attempts are named after the group itself.
@@ -266,12 +330,15 @@ pub fn peer_states() -> Vec<PeerState> {
     // SAFETY: ngx_cycle and ngx_cached_time are valid in a worker.
     unsafe {
         let now = (*ngx_cached_time).sec;
-        each_peer(ngx_cycle as *mut _, |group, p, backup| {
+        each_peer(ngx_cycle as *mut _, |group, p, backup, shared| {
             let failed = p.max_fails != 0 && p.fails >= p.max_fails && now - p.checked <= p.fail_timeout;
             out.push(PeerState {
                 group: group.to_vec(),
                 server: p.name.as_bytes().to_vec(),
                 up: p.down == 0 && !failed,
+                // nginx-module-vts: the configured flag, and in an upstream zone also a peer
+                // that failed max_fails times (whenever that was).
+                down: p.down != 0 || (shared && p.max_fails != 0 && p.fails >= p.max_fails),
                 weight: p.weight.max(0) as u64,
                 max_fails: p.max_fails as u64,
                 fail_timeout_s: p.fail_timeout.max(0) as u64,

@@ -28,6 +28,18 @@ pub unsafe fn request(
     for b in unsafe { (*mcf).bucket_seconds() } {
         h = (h ^ b.to_bits()).wrapping_mul(0x0100_0000_01b3);
     }
+    // And what else the slot holds: another layout must get a fresh zone, not this one.
+    let spec = unsafe { (*mcf).slot_spec() };
+    let codes: &[u16] = match unsafe { &(*mcf).codes } {
+        crate::view::StatusCodes::List(v) => v,
+        _ => &[],
+    };
+    for v in [spec.ncodes, spec.queue as usize]
+        .into_iter()
+        .chain(codes.iter().map(|&c| c as usize))
+    {
+        h = (h ^ v as u64).wrapping_mul(0x0100_0000_01b3);
+    }
     let tag = h as usize as *mut c_void;
     let mut name = name;
     // SAFETY: cf is the configuration being read; nginx copies what it keeps.
@@ -72,13 +84,13 @@ unsafe extern "C" fn init_zone(shm_zone: *mut ngx_shm_zone_t, data: *mut c_void)
     unsafe {
         let mcf = &mut *((*shm_zone).data as *mut MainConf);
         let log = (*shm_zone).shm.log;
-        let nbuckets = mcf.buckets().len();
+        let spec = mcf.slot_spec();
         if !data.is_null() {
             let old = &*(data as *const MainConf);
             let Some((base, len)) = old.region else {
                 return NGX_ERROR as ngx_int_t;
             };
-            return match Zone::attach(base, len, nbuckets) {
+            return match Zone::attach(base, len, spec) {
                 Ok(zone) => {
                     zone.header()
                         .generation
@@ -108,7 +120,7 @@ unsafe extern "C" fn init_zone(shm_zone: *mut ngx_shm_zone_t, data: *mut c_void)
         };
         let now = (*ngx_cached_time).sec as u64;
         let seed = now.rotate_left(17) ^ (ngx_pid as u64) ^ (base.as_ptr() as u64);
-        match Zone::create(base, len, nbuckets, seed, now) {
+        match Zone::create(base, len, spec, seed, now) {
             Ok(_) => {
                 mcf.region = Some((base, len));
                 NGX_OK as ngx_int_t
@@ -142,6 +154,12 @@ pub struct Worker {
     pub claim: Claim,
     pub pid: i32,
     pub upstream_stats: bool,
+    /// The zone counts the nginx-module-vts way (time queues, its upstream attempts).
+    pub vozlt: bool,
+    /// The status-code word of each status 0..=599 (0: `other`), when codes are measured.
+    pub code_words: Option<Box<[u16; 600]>>,
+    /// Unix milliseconds of the zone's creation: time queue entries count from it.
+    pub epoch_ms: u64,
     /// Histogram upper bounds, microseconds.
     pub bounds_us: arrayvec::ArrayVec<u64, { crate::stats::layout::MAX_BUCKETS }>,
     pub log: *mut ngx_log_t,
@@ -190,7 +208,7 @@ pub unsafe extern "C" fn init_process(cycle: *mut ngx_cycle_t) -> ngx_int_t {
         let Some((base, len)) = mcf.region else {
             return NGX_OK as ngx_int_t;
         };
-        let Ok(zone) = Zone::attach(base, len, mcf.buckets().len()) else {
+        let Ok(zone) = Zone::attach(base, len, mcf.slot_spec()) else {
             ngx_log_error!(
                 NGX_LOG_ALERT,
                 (*cycle).log,
@@ -216,6 +234,9 @@ pub unsafe extern "C" fn init_process(cycle: *mut ngx_cycle_t) -> ngx_int_t {
             claim,
             pid,
             upstream_stats: mcf.upstream_stats != 0,
+            vozlt: mcf.dialect == super::conf::Dialect::Vozlt,
+            code_words: code_words(&mcf.codes),
+            epoch_ms: zone.header().created.load(core::sync::atomic::Ordering::Relaxed) * 1000,
             bounds_us: mcf.buckets().iter().copied().collect(),
             log: (*cycle).log,
             peers: Default::default(),
@@ -228,6 +249,26 @@ pub unsafe extern "C" fn init_process(cycle: *mut ngx_cycle_t) -> ngx_int_t {
         }
         NGX_OK as ngx_int_t
     }
+}
+
+/// The status-code word of every status nginx can log (0: `other`), so that the request path
+/// finds it with one load.
+fn code_words(codes: &crate::view::StatusCodes) -> Option<Box<[u16; 600]>> {
+    use crate::view::StatusCodes;
+    let mut t = Box::new([0u16; 600]);
+    match codes {
+        StatusCodes::Off => return None,
+        StatusCodes::All => (100..600).for_each(|s| t[s] = (s - 99) as u16),
+        StatusCodes::List(v) => {
+            // A code listed twice counts in its first word (the second shows 0).
+            for (i, &c) in v.iter().enumerate().rev() {
+                if let Some(w) = t.get_mut(c as usize) {
+                    *w = i as u16 + 1;
+                }
+            }
+        }
+    }
+    Some(t)
 }
 
 pub unsafe extern "C" fn exit_process(_cycle: *mut ngx_cycle_t) {

@@ -1,6 +1,9 @@
 //! Output formats. They read a [`crate::stats::Snapshot`] and know nothing of nginx.
 pub mod escape;
+pub mod json;
+pub mod json_escape;
 pub mod prometheus;
+pub mod vozlt;
 
 /// A scrape being written, in slices: the nginx layer writes one slice per turn of its event
 /// loop, so that a big scrape never holds a worker for long.

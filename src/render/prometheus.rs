@@ -57,45 +57,8 @@ pub fn negotiate(accept: &[u8]) -> Format {
     }
 }
 
-/// nginx's own connection counters (present when nginx has stub_status).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Connections {
-    pub active: u64,
-    pub reading: u64,
-    pub writing: u64,
-    pub waiting: u64,
-    pub accepted: u64,
-    pub handled: u64,
-    pub requests: u64,
-}
-
-/// What the output says about the process, besides the zone's counters.
-#[derive(Clone, Debug, Default)]
-pub struct Info<'a> {
-    pub hostname: &'a [u8],
-    pub module_version: &'a str,
-    pub nginx_version: &'a str,
-    /// The `vts_zone` name.
-    pub shm_name: &'a [u8],
-    pub connections: Option<Connections>,
-    /// Histogram upper bounds in seconds, ascending (the `+Inf` bucket is implicit).
-    pub buckets: &'a [f64],
-}
-
-/// One upstream peer as nginx sees it now.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct PeerState {
-    /// The `upstream` block's name; empty for a proxy_pass without one (shown as `::nogroups`).
-    pub group: Vec<u8>,
-    /// The peer's address as nginx names it (`10.0.0.1:8080`, `unix:/path`, `[::1]:80`).
-    pub server: Vec<u8>,
-    /// Neither marked `down` nor failed `max_fails` times within `fail_timeout`.
-    pub up: bool,
-    pub weight: u64,
-    pub max_fails: u64,
-    pub fail_timeout_s: u64,
-    pub backup: bool,
-}
+use crate::view::View;
+pub use crate::view::{Connections, PeerState};
 
 #[derive(Clone, Copy)]
 enum Value {
@@ -517,10 +480,10 @@ impl Family {
 /// in the output is kept, so the text can be written in slices. The nginx layer writes one
 /// slice per turn of the event loop, so that a scrape of many keys never holds a worker for
 /// more than a slice; [`render`] writes it in one go.
-pub struct Scrape<S, P> {
-    snapshot: S,
-    /// nginx's peer states; `None` when `vts_upstream_stats` is off (no upstream family).
-    peers: Option<P>,
+pub struct Scrape<V> {
+    /// The snapshot, and nginx's peer states (`None` when `vts_upstream_stats` is off: no
+    /// upstream family).
+    view: V,
     format: Format,
     /// The rendered `le` labels of the finite bounds.
     les: Vec<Vec<u8>>,
@@ -530,46 +493,57 @@ pub struct Scrape<S, P> {
     /// The next family ([`FAMILIES`] index) and row within it.
     family: usize,
     row: usize,
+    /// The head is written.
+    started: bool,
 }
 
-impl<S: Borrow<Snapshot>, P: Borrow<[PeerState]>> Scrape<S, P> {
-    /// Writes the families that do not grow with the keys (info, connections, memory) to `out`
-    /// and prepares the rest.
-    pub fn new(snapshot: S, peers: Option<P>, info: &Info, format: Format, out: &mut Vec<u8>) -> Self {
-        let snap: &Snapshot = snapshot.borrow();
-        // About 2.3 KB per server zone and 3 KB per peer with the default buckets, unless the
-        // caller sized the buffer for more already (from its last scrape): a text written in
-        // slices must not regrow (and copy) itself in one of them.
-        let estimate = 4096 + snap.entries.len() * 3072;
-        if out.capacity() < estimate {
-            out.reserve(estimate - out.len());
-        }
-        write_head(&mut Writer { out, format }, snap, info);
-        let les = info
-            .buckets
+impl<V: Borrow<View>> Scrape<V> {
+    /// Prepares the scrape; the first [`Scrape::write`] writes the families that do not grow
+    /// with the keys (info, connections, memory).
+    pub fn new(view: V, format: Format) -> Self {
+        let v: &View = view.borrow();
+        let snap: &Snapshot = &v.snapshot;
+        let buckets = &v.display.bucket_seconds;
+        let les = buckets
             .iter()
             .map(|b| label("le", format!("{b:?}").as_bytes()))
             .collect();
         let zones = server_zones(snap);
-        let peer_rows = peers
-            .as_ref()
-            .map_or_else(Vec::new, |p| peer_rows(snap, p.borrow()));
+        let peer_rows = v.peers.as_ref().map_or_else(Vec::new, |p| peer_rows(snap, p));
         Scrape {
-            zero: Counters::new(info.buckets.len()),
-            snapshot,
-            peers,
+            zero: Counters::new(buckets.len()),
+            view,
             format,
             les,
             zones,
             peer_rows,
             family: 0,
             row: 0,
+            started: false,
         }
     }
 
     /// Writes rows until `out` has grown by `budget` bytes (at least one row) or the scrape is
     /// complete; true once it is.
     pub fn write(&mut self, out: &mut Vec<u8>, budget: usize) -> bool {
+        if !self.started {
+            self.started = true;
+            let v: &View = self.view.borrow();
+            // About 2.3 KB per server zone and 3 KB per peer with the default buckets, unless
+            // the caller sized the buffer for more already (from its last scrape): a text
+            // written in slices must not regrow (and copy) itself in one of them.
+            let estimate = 4096 + v.snapshot.entries.len() * 3072;
+            if out.capacity() < out.len() + estimate {
+                out.reserve(estimate);
+            }
+            write_head(
+                &mut Writer {
+                    out,
+                    format: self.format,
+                },
+                v,
+            );
+        }
         let start = out.len();
         let format = self.format;
         let mut w = Writer { out, format };
@@ -578,7 +552,7 @@ impl<S: Borrow<Snapshot>, P: Borrow<[PeerState]>> Scrape<S, P> {
             let histogram = matches!(family, Family::ServerDuration | Family::UpstreamDuration);
             // No upstream families with `vts_upstream_stats off`, no histograms with
             // `vts_histogram_buckets off` (no bounds).
-            if upstream && self.peers.is_none() || histogram && self.les.is_empty() {
+            if upstream && self.view.borrow().peers.is_none() || histogram && self.les.is_empty() {
                 self.family += 1;
                 continue;
             }
@@ -611,7 +585,8 @@ impl<S: Borrow<Snapshot>, P: Borrow<[PeerState]>> Scrape<S, P> {
     }
 
     fn write_row(&self, w: &mut Writer, family: Family, row: usize) {
-        let snap: &Snapshot = self.snapshot.borrow();
+        let view: &View = self.view.borrow();
+        let snap: &Snapshot = &view.snapshot;
         let counters = |i: usize| &snap.entries[i].counters;
         if !family.upstream() {
             let (z, i) = &self.zones[row];
@@ -665,7 +640,7 @@ impl<S: Borrow<Snapshot>, P: Borrow<[PeerState]>> Scrape<S, P> {
                 c.upstream_count,
             ),
             Family::PeerGauge(i) => {
-                let state = r.state.zip(self.peers.as_ref()).map(|(i, p)| &p.borrow()[i]);
+                let state = r.state.zip(view.peers.as_ref()).map(|(i, p)| &p[i]);
                 if let Some(st) = state {
                     w.sample(&name, &[g, s], Value::Int((PEER_GAUGES[i].2)(st)));
                 }
@@ -676,23 +651,24 @@ impl<S: Borrow<Snapshot>, P: Borrow<[PeerState]>> Scrape<S, P> {
 }
 
 /// Renders the whole scrape.
-pub fn render(
-    snapshot: &Snapshot,
-    peers: Option<&[PeerState]>,
-    info: &Info,
-    format: Format,
-    out: &mut Vec<u8>,
-) {
-    let mut scrape = Scrape::new(snapshot, peers, info, format, out);
+pub fn render(view: &View, format: Format, out: &mut Vec<u8>) {
+    let mut scrape = Scrape::new(view, format);
     while !scrape.write(out, usize::MAX) {}
 }
 
+impl<V: Borrow<View>> super::Renderer for Scrape<V> {
+    fn write(&mut self, out: &mut Vec<u8>, budget: usize) -> bool {
+        Scrape::write(self, out, budget)
+    }
+}
+
 /// The families that do not grow with the keys.
-fn write_head(w: &mut Writer, snapshot: &Snapshot, info: &Info) {
+fn write_head(w: &mut Writer, view: &View) {
+    let (snapshot, info) = (&view.snapshot, &view.info);
     let format = w.format;
     w.family("nginx_vts_info", "gauge", "Nginx VTS module information");
     let info_labels = [
-        label("hostname", info.hostname),
+        label("hostname", &info.hostname),
         label("version", info.module_version.as_bytes()),
         label("nginx_version", info.nginx_version.as_bytes()),
     ];
@@ -709,7 +685,7 @@ fn write_head(w: &mut Writer, snapshot: &Snapshot, info: &Info) {
         Value::Int(snapshot.created_unix),
     );
 
-    if let Some(c) = info.connections {
+    if let Some(c) = view.connections {
         w.family("nginx_vts_connections", "gauge", "Current nginx connections");
         for (state, v) in [
             (&b"state=\"active\""[..], c.active),
@@ -735,7 +711,7 @@ fn write_head(w: &mut Writer, snapshot: &Snapshot, info: &Info) {
         }
     }
 
-    let shm = label("shm", info.shm_name);
+    let shm = label("shm", &view.shm.name);
     let free = snapshot.size_bytes.saturating_sub(snapshot.used_bytes);
     w.family(
         "nginx_vts_shm_bytes",

@@ -21,6 +21,9 @@ pub enum Kind {
     Server = 2,
     /// An upstream peer: name is [`upstream_key`] of (group, peer).
     UpstreamPeer = 3,
+    /// In a zone with time queues, the slot right after an upstream peer's (or the upstream
+    /// overflow entry's): its response times' queue and histogram. Never looked up by name.
+    PeerTimes = 4,
 }
 
 impl Kind {
@@ -29,6 +32,7 @@ impl Kind {
             1 => Some(Kind::Overflow),
             2 => Some(Kind::Server),
             3 => Some(Kind::UpstreamPeer),
+            4 => Some(Kind::PeerTimes),
             _ => None,
         }
     }
@@ -38,6 +42,12 @@ impl Kind {
 pub const OVERFLOW_KEYS: [(Kind, &str); 2] = [(Kind::Overflow, "server"), (Kind::Overflow, "upstream")];
 pub const OVERFLOW_SERVER: usize = 0;
 pub const OVERFLOW_UPSTREAM: usize = 1;
+
+/// Whether a key has a [`Kind::PeerTimes`] slot after its own in a zone with time queues.
+pub fn has_peer_times(kind: Kind, name: &[u8]) -> bool {
+    kind == Kind::UpstreamPeer
+        || (kind == Kind::Overflow && name == OVERFLOW_KEYS[OVERFLOW_UPSTREAM].1.as_bytes())
+}
 
 /// Encodes an upstream peer's key name: the group's length (4 bytes LE), the group, the peer.
 pub fn upstream_key(group: &[u8], peer: &[u8]) -> Vec<u8> {
@@ -115,7 +125,13 @@ impl Zone {
                 return Some(k);
             }
             let key = h.key_count.load(Relaxed) as usize;
-            if key >= self.geometry().max_keys || name.len() > u32::MAX as usize {
+            // An upstream peer in a zone with time queues takes two entries (see PeerTimes).
+            let entries = if self.geometry().spec.queue && has_peer_times(kind, name) {
+                2
+            } else {
+                1
+            };
+            if key + entries > self.geometry().max_keys || name.len() > u32::MAX as usize {
                 return None;
             }
             let off = self.alloc_locked(name_bytes(name.len()), 8)?;
@@ -128,6 +144,13 @@ impl Zone {
             e.name_off.store(off as u32, Relaxed);
             e.name_len.store(name.len() as u32, Relaxed);
             e.kind.store(kind as u32, Relaxed);
+            if entries == 2 {
+                let t = self.key_entry(key + 1);
+                t.hash.store(hash, Relaxed);
+                t.name_off.store(off as u32, Relaxed);
+                t.name_len.store(name.len() as u32, Relaxed);
+                t.kind.store(Kind::PeerTimes as u32, Relaxed);
+            }
             // The index first, the count last. A process killed in between (the master then
             // unlocks the mutex) leaves an index entry for an unpublished key: lookups skip it,
             // and the next registration reuses the entry. The other order would leave a
@@ -144,7 +167,7 @@ impl Zone {
             if tests::DIE_BEFORE_PUBLISH.with(|d| d.replace(false)) {
                 return None; // as if killed here: the lock is released, nothing else happens
             }
-            h.key_count.store(key as u32 + 1, Release);
+            h.key_count.store((key + entries) as u32, Release);
             Some(key)
         })
     }

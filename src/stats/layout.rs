@@ -104,11 +104,59 @@ pub struct KeyEntry {
 }
 const_assert_eq!(size_of::<KeyEntry>(), 24);
 
+/// Words a time queue takes in a slot: the count of samples pushed, then a ring of the newest
+/// [`QUEUE_RING`].
+pub const QUEUE_WORDS: usize = 1 + QUEUE_RING;
+/// Samples a shard's ring holds: as many as the merged queue shows, since all of the newest
+/// may come from one shard.
+pub const QUEUE_RING: usize = 63;
+/// A queue entry packs the sample's time (milliseconds since the zone was created, plus one:
+/// 0 marks an empty entry) above [`QUEUE_MS_BITS`] bits of its duration (saturating).
+pub const QUEUE_MS_BITS: u32 = 24;
+pub const QUEUE_MS_MAX: u64 = (1 << QUEUE_MS_BITS) - 1;
+
+/// What a slot holds besides the seed's counters: what the configuration asked for.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct SlotSpec {
+    /// Histogram buckets.
+    pub nbuckets: usize,
+    /// Per-status-code words (`other` and each measured code); 0 when not measured.
+    pub ncodes: usize,
+    /// A time queue of the newest samples (nginx-module-vts's `requestMsecs`).
+    pub queue: bool,
+}
+
+impl From<usize> for SlotSpec {
+    /// The seed's slot: `nbuckets` buckets, nothing else.
+    fn from(nbuckets: usize) -> SlotSpec {
+        SlotSpec {
+            nbuckets,
+            ..SlotSpec::default()
+        }
+    }
+}
+
+impl SlotSpec {
+    /// Slot words: the counters, the buckets, the status codes, the queue.
+    pub const fn words(&self) -> usize {
+        word::BUCKETS + self.nbuckets + self.ncodes + if self.queue { QUEUE_WORDS } else { 0 }
+    }
+    /// The first status-code word.
+    pub const fn codes_at(&self) -> usize {
+        word::BUCKETS + self.nbuckets
+    }
+    /// The queue's count word (its ring follows).
+    pub const fn queue_at(&self) -> usize {
+        word::BUCKETS + self.nbuckets + self.ncodes
+    }
+}
+
 /// Where everything is, for a region of `len` bytes and `nbuckets` histogram buckets.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Geometry {
     pub len: usize,
     pub nbuckets: usize,
+    pub spec: SlotSpec,
     pub max_keys: usize,
     pub max_chunks: usize,
     pub table_cap: usize,
@@ -143,6 +191,20 @@ const fn align_up(v: usize, a: usize) -> usize {
 pub const fn slot_bytes(nbuckets: usize) -> usize {
     (word::BUCKETS + nbuckets) * 8
 }
+
+/// Bytes one slot takes with everything `spec` asks for.
+pub const fn spec_slot_bytes(spec: &SlotSpec) -> usize {
+    spec.words() * 8
+}
+// nginx-module-vts's defaults (a time queue, no histogram, no status codes): 624 bytes.
+const_assert_eq!(
+    spec_slot_bytes(&SlotSpec {
+        nbuckets: 0,
+        ncodes: 0,
+        queue: true
+    }),
+    624
+);
 // The default Prometheus buckets (11): 200 bytes; 16 buckets: 240; `off`: 112.
 const_assert_eq!(slot_bytes(11), 200);
 const_assert_eq!(slot_bytes(16), 240);
@@ -156,7 +218,9 @@ pub const fn name_bytes(len: usize) -> usize {
 }
 
 impl Geometry {
-    pub fn new(len: usize, nbuckets: usize) -> Result<Geometry, GeometryError> {
+    pub fn new(len: usize, spec: impl Into<SlotSpec>) -> Result<Geometry, GeometryError> {
+        let spec = spec.into();
+        let nbuckets = spec.nbuckets;
         if nbuckets > MAX_BUCKETS {
             return Err(GeometryError::TooManyBuckets);
         }
@@ -166,7 +230,7 @@ impl Geometry {
         let max_keys = (len / BYTES_PER_KEY).max(SLOTS_PER_CHUNK);
         let max_chunks = max_keys.div_ceil(SLOTS_PER_CHUNK);
         let table_cap = (max_keys * 2).next_power_of_two();
-        let slot_bytes = slot_bytes(nbuckets);
+        let slot_bytes = spec_slot_bytes(&spec);
         let chunk_bytes = slot_bytes * SLOTS_PER_CHUNK;
         let off_shards = size_of::<Header>();
         let off_chunks = off_shards + SHARDS * size_of::<ShardHead>();
@@ -176,6 +240,7 @@ impl Geometry {
         let g = Geometry {
             len,
             nbuckets,
+            spec,
             max_keys,
             max_chunks,
             table_cap,
@@ -205,6 +270,8 @@ impl Geometry {
             self.max_keys,
             self.table_cap,
             self.slot_bytes,
+            self.spec.ncodes,
+            self.spec.queue as usize,
             OWNED_SHARDS,
             SLOTS_PER_CHUNK,
             word::BUCKETS,
@@ -215,7 +282,7 @@ impl Geometry {
     }
 
     pub fn slot_words(&self) -> usize {
-        word::BUCKETS + self.nbuckets
+        self.spec.words()
     }
 }
 

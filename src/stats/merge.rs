@@ -64,31 +64,68 @@ impl Counters {
         add_words(&mut self.response_buckets, &o.response_buckets);
     }
 
-    fn add_slot(&mut self, slot: &[AtomicU64]) {
-        if slot[word::REQUESTS].load(Relaxed) == 0 {
+    /// Counters of a key in a zone whose slots hold what `spec` says.
+    pub fn for_spec(spec: &SlotSpec) -> Counters {
+        Counters {
+            buckets: vec![0; spec.nbuckets],
+            codes: vec![0; spec.ncodes],
+            ..Default::default()
+        }
+    }
+
+    /// Adds one shard's slot. `epoch_ms`: unix milliseconds of the zone's creation, which the
+    /// queue's times count from.
+    fn add_slot(&mut self, slot: &[AtomicU64], spec: &SlotSpec, epoch_ms: u64) {
+        if slot[word::REQUESTS].load(Relaxed) == 0 && slot[word::UPSTREAM_COUNT].load(Relaxed) == 0 {
             return;
+        }
+        if spec.queue {
+            if let Some(q) = slot.get(spec.queue_at()..spec.queue_at() + QUEUE_WORDS) {
+                let n = q[0].load(Acquire) as usize;
+                for e in &q[1..1 + n.min(QUEUE_RING)] {
+                    let e = e.load(Acquire);
+                    let at = e >> QUEUE_MS_BITS;
+                    if at != 0 {
+                        self.queue.push((epoch_ms + at - 1, e & QUEUE_MS_MAX));
+                    }
+                }
+            }
+        }
+        if let Some(codes) = slot.get(spec.codes_at()..spec.codes_at() + spec.ncodes) {
+            for (total, w) in self.codes.iter_mut().zip(codes) {
+                *total = total.wrapping_add(w.load(Acquire));
+            }
         }
         // The writer bumps the counts first and the other fields after (Release); read the
         // fields first (Acquire) and the counts last, so the counts cover every sample any
         // field read here includes (see shard::add_owned).
         let w = |i: usize| slot[i].load(Acquire);
-        self.bytes_in += w(word::BYTES_IN);
-        self.bytes_out += w(word::BYTES_OUT);
+        self.bytes_in = self.bytes_in.wrapping_add(w(word::BYTES_IN));
+        self.bytes_out = self.bytes_out.wrapping_add(w(word::BYTES_OUT));
         for (c, st) in self.status.iter_mut().enumerate() {
-            *st += w(word::STATUS + c);
+            *st = st.wrapping_add(w(word::STATUS + c));
         }
-        self.time_sum_ms += w(word::TIME_SUM);
+        self.time_sum_ms = self.time_sum_ms.wrapping_add(w(word::TIME_SUM));
         // Stored as min + 1; 0 while the slot's first sample is being written.
         if let Some(m) = w(word::TIME_MIN).checked_sub(1) {
             self.time_min_ms = Some(self.time_min_ms.map_or(m, |cur| cur.min(m)));
         }
         self.time_max_ms = self.time_max_ms.max(w(word::TIME_MAX));
         for (b, total) in self.buckets.iter_mut().enumerate() {
-            *total += w(word::BUCKETS + b);
+            *total = total.wrapping_add(w(word::BUCKETS + b));
         }
-        self.upstream_sum_ms += w(word::UPSTREAM_SUM);
-        self.upstream_count += w(word::UPSTREAM_COUNT);
-        self.requests += w(word::REQUESTS);
+        self.upstream_sum_ms = self.upstream_sum_ms.wrapping_add(w(word::UPSTREAM_SUM));
+        self.upstream_count = self.upstream_count.wrapping_add(w(word::UPSTREAM_COUNT));
+        self.requests = self.requests.wrapping_add(w(word::REQUESTS));
+    }
+
+    /// The newest samples of the shards' queues, oldest first (each shard's ring is in the
+    /// order it was written, not oldest first; the shards interleave).
+    fn settle_queue(&mut self) {
+        let q = &mut self.queue;
+        q.sort_by_key(|&(t, _)| t);
+        let skip = q.len().saturating_sub(QUEUE_RING);
+        q.drain(..skip);
     }
 }
 
@@ -140,6 +177,8 @@ impl Merge {
     /// `zone` must be the zone the merge was started on.
     pub fn step(&mut self, zone: &Zone, max_slots: usize) -> bool {
         let entries = &mut self.snapshot.entries;
+        let spec = zone.geometry().spec;
+        let epoch_ms = self.snapshot.created_unix.saturating_mul(1000);
         let mut added = 0usize;
         while self.next_chunk < self.chunks {
             let c = self.next_chunk;
@@ -151,7 +190,7 @@ impl Merge {
                 }
                 for key in keys.clone() {
                     if let Some(slot) = zone.slot(shard, key) {
-                        entries[key].counters.add_slot(slot);
+                        entries[key].counters.add_slot(slot, &spec, epoch_ms);
                     }
                 }
                 added += keys.len();
@@ -164,13 +203,28 @@ impl Merge {
         self.next_chunk == self.chunks
     }
 
-    /// The sum, once [`Merge::step`] returned true.
+    /// The sum, once [`Merge::step`] returned true. A peer's response times (its
+    /// [`Kind::PeerTimes`] slot) are folded into the peer's own entry.
     pub fn finish(self) -> Snapshot {
         debug_assert_eq!(
             self.next_chunk, self.chunks,
             "finish before the merge is complete"
         );
-        self.snapshot
+        let mut snapshot = self.snapshot;
+        let mut out: Vec<Entry> = Vec::with_capacity(snapshot.entries.len());
+        for mut e in snapshot.entries.drain(..) {
+            e.counters.settle_queue();
+            if e.kind == Kind::PeerTimes {
+                if let Some(peer) = out.last_mut().filter(|p| p.name == e.name) {
+                    peer.counters.response_queue = e.counters.queue;
+                    peer.counters.response_buckets = e.counters.buckets;
+                }
+                continue;
+            }
+            out.push(e);
+        }
+        snapshot.entries = out;
+        snapshot
     }
 }
 
@@ -190,7 +244,7 @@ impl Zone {
             .map(|(_, kind, name)| Entry {
                 kind,
                 name: name.to_vec(),
-                counters: Counters::new(geo.nbuckets),
+                counters: Counters::for_spec(&geo.spec),
             })
             .collect();
         // Only the chunks that can hold a published key: the table is sized for the zone.

@@ -16,11 +16,13 @@ pub mod zone;
 // Re-exports: the API the nginx layer and the renderers use (a test binary that includes this
 // module with #[path] uses only part of it).
 #[allow(unused_imports)]
-pub use directory::{split_upstream_key, upstream_key, Kind, OVERFLOW_SERVER, OVERFLOW_UPSTREAM};
+pub use directory::{
+    has_peer_times, split_upstream_key, upstream_key, Kind, OVERFLOW_SERVER, OVERFLOW_UPSTREAM,
+};
 #[allow(unused_imports)]
 pub use merge::{Counters, Entry, Merge, Snapshot};
 #[allow(unused_imports)]
-pub use sample::{status_class, Sample, STATUS_LABELS};
+pub use sample::{status_class, Sample, What, STATUS_LABELS};
 #[allow(unused_imports)]
 pub use shard::{Claim, Recorded, ShardWriter};
 #[allow(unused_imports)]

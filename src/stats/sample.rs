@@ -16,6 +16,19 @@ pub fn status_class(status: u64) -> usize {
     }
 }
 
+/// Which counters a sample adds to.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum What {
+    /// Every counter (a request; an upstream attempt that served the client).
+    #[default]
+    Full,
+    /// An upstream attempt passed on to the next peer (nginx-module-vts): the count, the status
+    /// class, the upstream response time; no bytes, no request time.
+    PassedOn,
+    /// Only the upstream response time (an ignored status, `ignore_status`).
+    ResponseOnly,
+}
+
 /// One observation. Times are in milliseconds, the resolution nginx measures them in.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Sample {
@@ -26,6 +39,12 @@ pub struct Sample {
     pub time_ms: u64,
     /// Upstream response time, when nginx knows it (upstream peers only).
     pub upstream_ms: Option<u64>,
+    pub what: What,
+    /// When the sample happened, for the time queue: milliseconds since the zone was created,
+    /// plus one; 0 pushes nothing.
+    pub queued_at: u64,
+    /// The status-code word (0 `other`, i the i-th measured code), when codes are measured.
+    pub code: Option<u16>,
 }
 
 impl Sample {

@@ -8,7 +8,7 @@
 use core::sync::atomic::{AtomicU64, Ordering::*};
 
 use super::layout::*;
-use super::sample::{status_class, Sample};
+use super::sample::{status_class, Sample, What};
 use super::zone::{Zone, ZoneLock};
 
 /// Which shard a process writes.
@@ -108,15 +108,15 @@ impl ShardWriter {
         {
             Some(slot) => {
                 if self.shared {
-                    add_shared(slot, s, upstream, bounds_us);
+                    add_shared(slot, s, upstream, bounds_us, &z.geometry().spec);
                 } else {
-                    add_owned(slot, s, upstream, bounds_us);
+                    add_owned(slot, s, upstream, bounds_us, &z.geometry().spec);
                 }
                 Recorded::Ok
             }
             None => {
                 if let Some(slot) = z.slot(SHARED_SHARD, overflow) {
-                    add_shared(slot, s, upstream, bounds_us);
+                    add_shared(slot, s, upstream, bounds_us, &z.geometry().spec);
                 }
                 Recorded::Overflow
             }
@@ -140,16 +140,40 @@ fn bucket(v_ms: u64, bounds_us: &[u64]) -> usize {
 /// never sees a field that includes a sample its counts do not: a histogram's buckets never
 /// exceed its `+Inf`, the status classes never sum above the requests.
 #[inline]
-fn add_owned(slot: &[AtomicU64], s: &Sample, upstream: bool, bounds: &[u64]) {
+fn add_owned(slot: &[AtomicU64], s: &Sample, upstream: bool, bounds: &[u64], spec: &SlotSpec) {
     #[inline(always)]
     fn inc(a: &AtomicU64, d: u64) {
         a.store(a.load(Relaxed).wrapping_add(d), Release);
     }
-    let requests = slot[word::REQUESTS].load(Relaxed);
-    slot[word::REQUESTS].store(requests.wrapping_add(1), Relaxed);
+    if s.what != What::ResponseOnly {
+        let requests = slot[word::REQUESTS].load(Relaxed);
+        slot[word::REQUESTS].store(requests.wrapping_add(1), Relaxed);
+    }
     if let Some(u) = s.upstream_ms {
         inc(&slot[word::UPSTREAM_COUNT], 1);
         inc(&slot[word::UPSTREAM_SUM], u);
+    }
+    match s.what {
+        What::Full => {}
+        What::PassedOn => return inc(&slot[word::STATUS + status_class(s.status)], 1),
+        What::ResponseOnly => return,
+    }
+    if let Some(c) = s.code {
+        if let Some(w) = slot
+            .get(spec.codes_at() + c as usize)
+            .filter(|_| (c as usize) < spec.ncodes)
+        {
+            inc(w, 1);
+        }
+    }
+    if s.queued_at != 0 && spec.queue {
+        // The ring entry first, the count after: a scrape reads the count (Acquire) and then
+        // at most that many entries, each complete (one word).
+        if let Some(q) = slot.get(spec.queue_at()..spec.queue_at() + QUEUE_WORDS) {
+            let n = q[0].load(Relaxed);
+            q[1 + (n % QUEUE_RING as u64) as usize].store(queue_entry(s), Release);
+            q[0].store(n.wrapping_add(1), Release);
+        }
     }
     inc(&slot[word::BYTES_IN], s.bytes_in);
     inc(&slot[word::BYTES_OUT], s.bytes_out);
@@ -176,13 +200,44 @@ fn add_owned(slot: &[AtomicU64], s: &Sample, upstream: bool, bounds: &[u64]) {
     }
 }
 
+/// A time queue entry: when (milliseconds since the zone was created, plus one) and how long.
+#[inline]
+pub fn queue_entry(s: &Sample) -> u64 {
+    (s.queued_at << QUEUE_MS_BITS) | s.time_ms.min(QUEUE_MS_MAX)
+}
+
 /// The shared shard's add: atomic read-modify-writes, since several processes write it; the
 /// same order as the owner's add.
-fn add_shared(slot: &[AtomicU64], s: &Sample, upstream: bool, bounds: &[u64]) {
-    slot[word::REQUESTS].fetch_add(1, Relaxed);
+fn add_shared(slot: &[AtomicU64], s: &Sample, upstream: bool, bounds: &[u64], spec: &SlotSpec) {
+    if s.what != What::ResponseOnly {
+        slot[word::REQUESTS].fetch_add(1, Relaxed);
+    }
     if let Some(u) = s.upstream_ms {
         slot[word::UPSTREAM_COUNT].fetch_add(1, Release);
         slot[word::UPSTREAM_SUM].fetch_add(u, Release);
+    }
+    match s.what {
+        What::Full => {}
+        What::PassedOn => {
+            slot[word::STATUS + status_class(s.status)].fetch_add(1, Release);
+            return;
+        }
+        What::ResponseOnly => return,
+    }
+    if let Some(c) = s.code {
+        if let Some(w) = slot
+            .get(spec.codes_at() + c as usize)
+            .filter(|_| (c as usize) < spec.ncodes)
+        {
+            w.fetch_add(1, Release);
+        }
+    }
+    if s.queued_at != 0 && spec.queue {
+        // Writers race here: each takes its own ring entry by the count's old value.
+        if let Some(q) = slot.get(spec.queue_at()..spec.queue_at() + QUEUE_WORDS) {
+            let n = q[0].fetch_add(1, AcqRel);
+            q[1 + (n % QUEUE_RING as u64) as usize].store(queue_entry(s), Release);
+        }
     }
     slot[word::BYTES_IN].fetch_add(s.bytes_in, Release);
     slot[word::BYTES_OUT].fetch_add(s.bytes_out, Release);

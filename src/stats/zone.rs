@@ -53,11 +53,11 @@ impl Zone {
     pub unsafe fn create(
         base: NonNull<u8>,
         len: usize,
-        nbuckets: usize,
+        spec: impl Into<SlotSpec>,
         seed: u64,
         now_unix: u64,
     ) -> Result<Zone, GeometryError> {
-        let geo = Geometry::new(len, nbuckets)?;
+        let geo = Geometry::new(len, spec)?;
         debug_assert_eq!(base.as_ptr() as usize % CACHE_LINE, 0);
         // SAFETY: the caller gives us the region exclusively; zero the tables (not the arena:
         // chunks are zeroed when allocated).
@@ -86,8 +86,12 @@ impl Zone {
     ///
     /// # Safety
     /// As for [`Zone::create`], except that the region may already be in use.
-    pub unsafe fn attach(base: NonNull<u8>, len: usize, nbuckets: usize) -> Result<Zone, AttachError> {
-        let geo = Geometry::new(len, nbuckets).map_err(AttachError::Geometry)?;
+    pub unsafe fn attach(
+        base: NonNull<u8>,
+        len: usize,
+        spec: impl Into<SlotSpec>,
+    ) -> Result<Zone, AttachError> {
+        let geo = Geometry::new(len, spec).map_err(AttachError::Geometry)?;
         let zone = Zone { base, geo };
         let h = zone.header();
         if h.magic.load(Acquire) != MAGIC {
