@@ -186,13 +186,14 @@ pub fn merge_queues<'a>(queues: impl Iterator<Item = &'a [(u64, u64)]>) -> Vec<(
 }
 
 impl View {
-    /// Server zones (and the server overflow entry once it counted something), by name.
+    /// Server zones that counted something, by name. (Every configured server block has a
+    /// key from the start; nginx-module-vts shows a zone once a request made it.)
     pub fn server_zones(&self) -> Vec<&Entry> {
         let mut v: Vec<&Entry> = self
             .snapshot
             .entries
             .iter()
-            .filter(|e| e.kind == Kind::Server)
+            .filter(|e| e.kind == Kind::Server && e.counters.requests > 0)
             .collect();
         v.sort_by(|a, b| a.name.cmp(&b.name));
         v

@@ -100,7 +100,7 @@ mod x86_64 {
     /// (still for RMWs). A pattern matches a name that starts with it, at a name boundary (see
     /// `matches`).
     ///
-    /// `upstream::PeerCache::slot` is deliberately not here: its cache hit runs for every
+    /// `peer_cache::PeerCache::slot` is deliberately not here: its cache hit runs for every
     /// upstream attempt, so it is inspected; its miss path is cold through `Zone::key` and
     /// `upstream_key` below.
     const COLD: &[(&str, &str)] = &[
@@ -119,6 +119,10 @@ mod x86_64 {
         (
             "ngx_vts::stats::directory::upstream_key",
             "peer cache miss: builds the new peer's directory name (allocates)",
+        ),
+        (
+            "ngx_vts::nginx::peer_cache::PeerCache::group_of_peer",
+            "the attempts of an earlier upstream (error_page, X-Accel-Redirect to another one): which group their peer is in",
         ),
         (
             "ngx_vts::stats::shard::add_shared",

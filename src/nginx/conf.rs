@@ -468,7 +468,7 @@ pub extern "C" fn cmd_status(
     unsafe {
         (*(conf as *mut LocConf)).status = true;
         let clcf = ngx::http::NgxHttpCoreModule::location_conf_mut(&*cf).expect("core loc conf");
-        clcf.handler = Some(super::status::handler);
+        clcf.handler = Some(super::STATUS_HANDLER);
         if let Some(mcf) = Module::main_conf_mut(&*cf) {
             mcf.status_locations += 1;
         }
@@ -645,7 +645,7 @@ pub extern "C" fn cmd_display(
         let Some(clcf) = ngx::http::NgxHttpCoreModule::location_conf_mut(&*cf) else {
             return NGX_CONF_ERROR;
         };
-        clcf.handler = Some(super::status::handler);
+        clcf.handler = Some(super::STATUS_HANDLER);
     }
     NGX_CONF_OK
 }
@@ -741,7 +741,7 @@ pub extern "C" fn cmd_vozlt(cf: *mut ngx_conf_t, _cmd: *mut ngx_command_t, conf:
     NGX_CONF_OK
 }
 
-/// After the http block: defaults, the zone-needed check, and the shared memory request.
+/// After the http block: defaults and the checks that need the whole block.
 pub unsafe extern "C" fn init_main_conf(cf: *mut ngx_conf_t, conf: *mut c_void) -> *mut c_char {
     // SAFETY: conf is our main conf, cf the configuration being read.
     unsafe {
@@ -799,13 +799,9 @@ pub unsafe extern "C" fn init_main_conf(cf: *mut ngx_conf_t, conf: *mut c_void) 
                     );
                     return NGX_CONF_ERROR;
                 }
-                match super::zone::request(cf, conf as *mut MainConf, name, size) {
-                    Some(shm_zone) => {
-                        (*(conf as *mut MainConf)).zone = ZoneConf::Requested { name, shm_zone };
-                        NGX_CONF_OK
-                    }
-                    None => NGX_CONF_ERROR,
-                }
+                // The module definition requests the zone next (see `super::init_main_conf`).
+                let _ = (name, size);
+                NGX_CONF_OK
             }
         }
     }

@@ -6,10 +6,11 @@ use ngx::http::{HttpModuleLocationConf, HttpModuleMainConf, HttpModuleServerConf
 use ngx::ngx_log_error;
 
 use super::conf::{LocConf, SrvConf, UNRESOLVED};
-use super::zone::{worker, Worker};
+use super::request::{ignored, sample, vozlt_sample};
+use super::worker::{worker, Worker};
 use super::Module;
 use crate::stats::layout::flag;
-use crate::stats::{Kind, Recorded, Sample, OVERFLOW_SERVER};
+use crate::stats::{Kind, Recorded, OVERFLOW_SERVER};
 
 /// The server zone's name: the server block's first `server_name`, `_` when it has none.
 fn server_name(cscf: &ngx_http_core_srv_conf_t) -> &[u8] {
@@ -133,73 +134,5 @@ unsafe fn record(r: *mut ngx_http_request_t) {
             w.log,
             "vts_zone is full: samples are counted in the overflow entry; increase the vts_zone size"
         );
-    }
-}
-
-/// Whether `ignore_status` of the location drops `status` (its class).
-#[inline]
-pub fn ignored(lcf: &LocConf, status: u64) -> bool {
-    match lcf.ignore {
-        None | Some(0) => false,
-        Some(mask) => crate::conf::vozlt::ignores(mask, status.min(u16::MAX as u64) as u16),
-    }
-}
-
-/// nginx-module-vts's class of a status: below 200 (0 too) is 1xx, 600 and above 5xx.
-#[inline]
-fn vozlt_class(status: u64) -> usize {
-    match status {
-        0..=199 => 0,
-        200..=299 => 1,
-        300..=399 => 2,
-        400..=499 => 3,
-        _ => 4,
-    }
-}
-
-/// What a zone with time queues adds to a request's sample: the nginx-module-vts class (kept
-/// in `status`, which counts in its class only), the status code's word, the queue's time.
-#[inline]
-pub fn vozlt_sample(w: &Worker, s: &mut Sample) {
-    s.code = w
-        .code_words
-        .as_ref()
-        .map(|t| t.get(s.status as usize).copied().unwrap_or(0));
-    s.status = [100, 200, 300, 400, 500][vozlt_class(s.status)];
-    s.queued_at = now_ms().saturating_sub(w.epoch_ms) + 1;
-}
-
-/// Unix milliseconds, nginx's cached clock.
-#[inline]
-pub fn now_ms() -> u64 {
-    // SAFETY: ngx_cached_time points at the current time slot, which nginx keeps valid.
-    let now = unsafe { &*ngx_cached_time };
-    now.sec as u64 * 1000 + now.msec as u64
-}
-
-/// The request's time so far (`$request_time`), milliseconds.
-fn elapsed_ms(r: &ngx_http_request_t) -> u64 {
-    // SAFETY: ngx_cached_time points at the current time slot, which nginx keeps valid.
-    let now = unsafe { &*ngx_cached_time };
-    let ms = (now.sec - r.start_sec) * 1000 + (now.msec as i64 - r.start_msec as i64);
-    ms.max(0) as u64
-}
-
-/// What nginx's access log would say about this request.
-unsafe fn sample(r: &ngx_http_request_t) -> Sample {
-    // SAFETY: r->connection is live during the log phase.
-    let sent = unsafe { (*r.connection).sent };
-    let status = if r.err_status != 0 {
-        r.err_status
-    } else {
-        r.headers_out.status
-    };
-    Sample {
-        status: status as u64,
-        bytes_in: r.request_length.max(0) as u64,
-        bytes_out: sent.max(0) as u64,
-        time_ms: elapsed_ms(r),
-        upstream_ms: None,
-        ..Default::default()
     }
 }

@@ -9,11 +9,12 @@ use ngx::http::HttpModuleLocationConf;
 use ngx::ngx_string;
 
 use super::conf::{DisplayFormat, LocConf, MainConf, ZoneConf};
-use super::zone::{worker, Worker};
+use super::live::{connections, hostname, now_ms, peer_states};
+use super::worker::{worker, Worker};
 use crate::render::prometheus::{self, Scrape};
 use crate::render::{json::JsonScrape, vozlt::VozltScrape, Renderer};
 use crate::stats::{Kind, Merge};
-use crate::view::{Connections, Display, Info, ShmUse, View};
+use crate::view::{Display, Info, ShmUse, View};
 
 const MODULE_VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -116,45 +117,6 @@ fn cached(w: &Worker, format: Output, ttl: ngx_msec_t) -> Option<Rc<Text>> {
 pub unsafe extern "C" fn handler(r: *mut ngx_http_request_t) -> ngx_int_t {
     std::panic::catch_unwind(AssertUnwindSafe(|| unsafe { serve(r) }))
         .unwrap_or(NGX_HTTP_INTERNAL_SERVER_ERROR as ngx_int_t)
-}
-
-/// nginx's connection counters (stub_status): shared atomics nginx maintains.
-#[cfg(ngx_vts_stat_stub)]
-fn connections() -> Option<Connections> {
-    // SAFETY: with NGX_STAT_STUB these point into shared memory nginx set up before the
-    // workers started; reading an ngx_atomic_t is a plain load.
-    unsafe {
-        let rd = |p: *mut ngx_atomic_t| {
-            if p.is_null() {
-                0
-            } else {
-                core::ptr::read_volatile(p) as u64
-            }
-        };
-        if ngx_stat_active.is_null() {
-            return None;
-        }
-        Some(Connections {
-            active: rd(ngx_stat_active),
-            reading: rd(ngx_stat_reading),
-            writing: rd(ngx_stat_writing),
-            waiting: rd(ngx_stat_waiting),
-            accepted: rd(ngx_stat_accepted),
-            handled: rd(ngx_stat_handled),
-            requests: rd(ngx_stat_requests),
-        })
-    }
-}
-
-/// nginx built without stub_status has no connection counters.
-#[cfg(not(ngx_vts_stat_stub))]
-fn connections() -> Option<Connections> {
-    None
-}
-
-fn hostname() -> &'static [u8] {
-    // SAFETY: ngx_cycle is the current cycle; its hostname is set at startup.
-    unsafe { (*ngx_cycle).hostname.as_bytes() }
 }
 
 /// The request's `Accept` header, if any.
@@ -392,10 +354,13 @@ fn view(w: &Worker, rr: &ngx_http_request_t, snapshot: crate::stats::Snapshot) -
         max_size: snapshot.size_bytes as u64,
         used_size: snapshot.used_bytes as u64,
         free_size: snapshot.size_bytes.saturating_sub(snapshot.used_bytes) as u64,
+        // Keys that counted something: nginx-module-vts makes a node at a key's first sample.
         used_node: snapshot
             .entries
             .iter()
-            .filter(|e| e.kind != Kind::Overflow)
+            .filter(|e| {
+                e.kind != Kind::Overflow && (e.counters.requests > 0 || e.counters.upstream_count > 0)
+            })
             .count() as u64,
         max_node: snapshot.max_keys as u64,
     };
@@ -418,12 +383,12 @@ fn view(w: &Worker, rr: &ngx_http_request_t, snapshot: crate::stats::Snapshot) -
             module_version: MODULE_VERSION.to_string(),
             nginx_version: NGINX_VERSION.to_str().unwrap_or("").to_string(),
             load_msec,
-            now_msec: super::log_phase::now_ms(),
+            now_msec: now_ms(),
         },
         connections: connections(),
         shm,
         snapshot,
-        peers: w.upstream_stats.then(super::upstream::peer_states),
+        peers: w.upstream_stats.then(peer_states),
         display,
     }
 }

@@ -1,17 +1,13 @@
 //! The shared-memory zone: requested at configuration, laid out (or reattached after a
 //! reload) in its init callback, and claimed shard by shard by the workers.
-use core::cell::UnsafeCell;
 use core::ffi::c_void;
 use core::ptr::{self, NonNull};
 
 use ngx::ffi::*;
-use ngx::http::HttpModuleMainConf;
 use ngx::{ngx_conf_log_error, ngx_log_error};
 
 use super::conf::MainConf;
-use super::Module;
-use crate::stats::layout::flag;
-use crate::stats::{Claim, ShardWriter, Zone, ZoneLock};
+use crate::stats::{Zone, ZoneLock};
 
 /// Requests the zone from nginx. The tag folds in the histogram bounds: nginx reuses a zone
 /// across a reload only when name, size and tag match, so a reload that changes the bounds (and
@@ -134,7 +130,7 @@ unsafe extern "C" fn init_zone(shm_zone: *mut ngx_shm_zone_t, data: *mut c_void)
 }
 
 /// Locks the slab pool's mutex: the master force-unlocks it if a worker dies holding it.
-pub struct SlabLock(*mut ngx_slab_pool_t);
+pub struct SlabLock(pub *mut ngx_slab_pool_t);
 
 impl ZoneLock for SlabLock {
     fn with_lock<R>(&self, f: impl FnOnce() -> R) -> R {
@@ -143,139 +139,5 @@ impl ZoneLock for SlabLock {
         let r = f();
         unsafe { ngx_shmtx_unlock(&mut (*self.0).mutex) };
         r
-    }
-}
-
-/// What a worker needs on the request path.
-pub struct Worker {
-    pub zone: Zone,
-    pub writer: ShardWriter,
-    pub lock: SlabLock,
-    pub claim: Claim,
-    pub pid: i32,
-    pub upstream_stats: bool,
-    /// The zone counts the nginx-module-vts way (time queues, its upstream attempts).
-    pub vozlt: bool,
-    /// The status-code word of each status 0..=599 (0: `other`), when codes are measured.
-    pub code_words: Option<Box<[u16; 600]>>,
-    /// Unix milliseconds of the zone's creation: time queue entries count from it.
-    pub epoch_ms: u64,
-    /// Histogram upper bounds, microseconds.
-    pub bounds_us: arrayvec::ArrayVec<u64, { crate::stats::layout::MAX_BUCKETS }>,
-    pub log: *mut ngx_log_t,
-    /// Upstream peers' slots in this worker.
-    pub peers: super::upstream::PeerCache,
-}
-
-struct WorkerCell(UnsafeCell<Option<Worker>>);
-// SAFETY: nginx runs a worker's module callbacks (init/exit process, phase handlers) on its one
-// event-loop thread; nothing else touches this cell.
-unsafe impl Sync for WorkerCell {}
-static WORKER: WorkerCell = WorkerCell(UnsafeCell::new(None));
-
-/// This process's worker state, if it is a worker with a zone.
-///
-/// Built for one cycle: a worker never changes cycles. (With `master_process off`, nginx reads
-/// the configuration again in the same process on a reload, but stops serving then anyway;
-/// that mode is for development.)
-#[inline]
-pub fn worker() -> Option<&'static Worker> {
-    // SAFETY: see WorkerCell; set in init_process, cleared in exit_process, same thread.
-    unsafe { (*WORKER.0.get()).as_ref() }
-}
-
-fn alive(pid: i32) -> bool {
-    // SAFETY: kill with signal 0 only checks for existence and permission.
-    unsafe { libc::kill(pid, 0) == 0 || *libc::__errno_location() == libc::EPERM }
-}
-
-pub unsafe extern "C" fn init_process(cycle: *mut ngx_cycle_t) -> ngx_int_t {
-    // SAFETY: called by nginx in the new worker with its cycle.
-    unsafe {
-        // Cache manager and loader processes run init_process too; they serve no request and
-        // must not hold a shard.
-        if ngx_process != NGX_PROCESS_WORKER as ngx_uint_t && ngx_process != NGX_PROCESS_SINGLE as ngx_uint_t
-        {
-            return NGX_OK as ngx_int_t;
-        }
-        let Some(mcf) = Module::main_conf(&*cycle) else {
-            return NGX_OK as ngx_int_t;
-        };
-        let mcf: &MainConf = mcf;
-        let super::conf::ZoneConf::Requested { shm_zone, .. } = mcf.zone else {
-            return NGX_OK as ngx_int_t;
-        };
-        let Some((base, len)) = mcf.region else {
-            return NGX_OK as ngx_int_t;
-        };
-        let Ok(zone) = Zone::attach(base, len, mcf.slot_spec()) else {
-            ngx_log_error!(
-                NGX_LOG_ALERT,
-                (*cycle).log,
-                "vts_zone: zone is not initialised, statistics are off"
-            );
-            return NGX_OK as ngx_int_t;
-        };
-        let pid = ngx_pid;
-        let claim = zone.claim(ngx_worker, pid, alive);
-        if claim == Claim::Shared && zone.raise_flag(flag::SHARED_SHARD) {
-            ngx_log_error!(
-                NGX_LOG_NOTICE,
-                (*cycle).log,
-                "vts_zone: more worker processes than shards ({}), the extra ones count with atomic adds",
-                crate::stats::layout::OWNED_SHARDS
-            );
-        }
-        let lock = SlabLock((*shm_zone).shm.addr as *mut ngx_slab_pool_t);
-        *WORKER.0.get() = Some(Worker {
-            zone,
-            writer: zone.writer(claim),
-            lock,
-            claim,
-            pid,
-            upstream_stats: mcf.upstream_stats != 0,
-            vozlt: mcf.dialect == super::conf::Dialect::Vozlt,
-            code_words: code_words(&mcf.codes),
-            epoch_ms: zone.header().created.load(core::sync::atomic::Ordering::Relaxed) * 1000,
-            bounds_us: mcf.buckets().iter().copied().collect(),
-            log: (*cycle).log,
-            peers: Default::default(),
-        });
-        super::log_phase::resolve_servers(cycle);
-        if let Some(w) = worker() {
-            if w.upstream_stats {
-                super::upstream::register_peers(w, cycle);
-            }
-        }
-        NGX_OK as ngx_int_t
-    }
-}
-
-/// The status-code word of every status nginx can log (0: `other`), so that the request path
-/// finds it with one load.
-fn code_words(codes: &crate::view::StatusCodes) -> Option<Box<[u16; 600]>> {
-    use crate::view::StatusCodes;
-    let mut t = Box::new([0u16; 600]);
-    match codes {
-        StatusCodes::Off => return None,
-        StatusCodes::All => (100..600).for_each(|s| t[s] = (s - 99) as u16),
-        StatusCodes::List(v) => {
-            // A code listed twice counts in its first word (the second shows 0).
-            for (i, &c) in v.iter().enumerate().rev() {
-                if let Some(w) = t.get_mut(c as usize) {
-                    *w = i as u16 + 1;
-                }
-            }
-        }
-    }
-    Some(t)
-}
-
-pub unsafe extern "C" fn exit_process(_cycle: *mut ngx_cycle_t) {
-    // SAFETY: see WorkerCell.
-    unsafe {
-        if let Some(w) = (*WORKER.0.get()).take() {
-            w.zone.release(w.claim, w.pid);
-        }
     }
 }

@@ -14,7 +14,7 @@ use std::collections::HashMap;
 
 use super::json_escape::{quoted, quoted_name};
 use super::Renderer;
-use crate::stats::{split_upstream_key, Counters, Kind};
+use crate::stats::{split_upstream_key, Counters, Entry, Kind};
 use crate::view::{average, Display, PeerState, StatusCodes, View, QUEUE_LEN, VOZLT_VERSION};
 
 pub const CONTENT_TYPE: &str = "application/json";
@@ -118,8 +118,15 @@ fn array(out: &mut Vec<u8>, values: impl Iterator<Item = u64>) {
 
 /// `count` zeros followed by a comma each: the padding of a queue, one copy.
 fn zeros(out: &mut Vec<u8>, count: usize) {
-    const Z: &[u8] = b"0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,";
-    const _: () = assert!(Z.len() == 2 * QUEUE_LEN);
+    const Z: [u8; 2 * QUEUE_LEN] = {
+        let mut z = [b','; 2 * QUEUE_LEN];
+        let mut i = 0;
+        while i < z.len() {
+            z[i] = b'0';
+            i += 2;
+        }
+        z
+    };
     out.extend_from_slice(&Z[..2 * count.min(QUEUE_LEN)]);
 }
 
@@ -215,12 +222,25 @@ fn classes(out: &mut Vec<u8>, c: &Counters) {
 
 /// The cache status counters of a server object. Zero until cache statistics are counted
 /// (a later issue): the keys are there because clients of the C module expect them.
-const CACHE_RESPONSES: &[u8] =
-    b",\"miss\":0,\"bypass\":0,\"expired\":0,\"stale\":0,\"updating\":0,\"revalidated\":0,\"hit\":0,\"scarce\":0}";
+const CACHE_RESPONSES: &[u8] = concat!(
+    r#","miss":0,"bypass":0,"expired":0,"stale":0,"updating":0,"revalidated":0,"hit":0,"#,
+    r#""scarce":0}"#
+)
+.as_bytes();
 
-/// Counters never wrap here (64-bit, added without loss), so every overflow count is 0.
-const SERVER_OVER_COUNTS: &[u8] = b",\"overCounts\":{\"maxIntegerSize\":18446744073709551615,\"requestCounter\":0,\"inBytes\":0,\"outBytes\":0,\"1xx\":0,\"2xx\":0,\"3xx\":0,\"4xx\":0,\"5xx\":0,\"miss\":0,\"bypass\":0,\"expired\":0,\"stale\":0,\"updating\":0,\"revalidated\":0,\"hit\":0,\"scarce\":0,\"requestMsecCounter\":0}}";
-const PEER_OVER_COUNTS: &[u8] = b",\"overCounts\":{\"maxIntegerSize\":18446744073709551615,\"requestCounter\":0,\"inBytes\":0,\"outBytes\":0,\"1xx\":0,\"2xx\":0,\"3xx\":0,\"4xx\":0,\"5xx\":0,\"requestMsecCounter\":0,\"responseMsecCounter\":0}}";
+/// ngx_vts does not count wraps of its 64-bit counters (years of traffic away): 0 each.
+const SERVER_OVER_COUNTS: &[u8] = concat!(
+    r#","overCounts":{"maxIntegerSize":18446744073709551615,"requestCounter":0,"inBytes":0,"#,
+    r#""outBytes":0,"1xx":0,"2xx":0,"3xx":0,"4xx":0,"5xx":0,"miss":0,"bypass":0,"expired":0,"#,
+    r#""stale":0,"updating":0,"revalidated":0,"hit":0,"scarce":0,"requestMsecCounter":0}}"#
+)
+.as_bytes();
+const PEER_OVER_COUNTS: &[u8] = concat!(
+    r#","overCounts":{"maxIntegerSize":18446744073709551615,"requestCounter":0,"inBytes":0,"#,
+    r#""outBytes":0,"1xx":0,"2xx":0,"3xx":0,"4xx":0,"5xx":0,"requestMsecCounter":0,"#,
+    r#""responseMsecCounter":0}}"#
+)
+.as_bytes();
 
 /// The top-level fields before the zones, from `"hostName"` to the `sharedZones` object
 /// (no braces around, no comma after).
@@ -318,16 +338,18 @@ pub fn peer_object(
         counters.map(|c| &c.response_queue[..]),
     );
     buckets(out, b",\"responseBuckets\":", bounds, &c.response_buckets);
-    let st = state.cloned().unwrap_or_default();
-    field(out, b",\"weight\":", st.weight);
-    field(out, b",\"maxFails\":", st.max_fails);
-    field(out, b",\"failTimeout\":", st.fail_timeout_s);
-    out.extend_from_slice(if st.backup {
+    let (weight, max_fails, fail_timeout, backup, down) = state.map_or((0, 0, 0, false, false), |p| {
+        (p.weight, p.max_fails, p.fail_timeout_s, p.backup, p.down)
+    });
+    field(out, b",\"weight\":", weight);
+    field(out, b",\"maxFails\":", max_fails);
+    field(out, b",\"failTimeout\":", fail_timeout);
+    out.extend_from_slice(if backup {
         b",\"backup\":true"
     } else {
         b",\"backup\":false"
     });
-    out.extend_from_slice(if st.down {
+    out.extend_from_slice(if down {
         b",\"down\":true"
     } else {
         b",\"down\":false"
@@ -347,6 +369,13 @@ pub fn server_sum(view: &View) -> Counters {
     };
     sum.queue.retain(|&(t, _)| t > since);
     sum
+}
+
+/// The index in `entries` of `e`, one of its elements (the view's methods hand out references).
+fn index_of(entries: &[Entry], e: &Entry) -> usize {
+    let i = (e as *const Entry as usize - entries.as_ptr() as usize) / size_of::<Entry>();
+    debug_assert!(std::ptr::eq(&entries[i], e));
+    i
 }
 
 /// The overflow entry of `of` (`server`, `upstream`), once it counted something.
@@ -438,13 +467,10 @@ impl JsonScrape {
     pub fn new(view: View, jsonp: bool) -> JsonScrape {
         let mut steps = vec![Step::Head];
         let entries = &view.snapshot.entries;
-        // By name, as View::server_zones orders them (indices here: the steps outlive borrows).
-        let mut zones: Vec<usize> = (0..entries.len())
-            .filter(|&i| entries[i].kind == Kind::Server)
-            .collect();
-        zones.sort_by(|&a, &b| entries[a].name.cmp(&entries[b].name));
         let mut first = true;
-        for entry in zones {
+        for e in view.server_zones() {
+            // Kept as indices: the steps live beside the view, not borrowing it.
+            let entry = index_of(entries, e);
             steps.push(Step::Server { entry, first });
             first = false;
         }
@@ -551,11 +577,14 @@ fn upstream_steps(view: &View, steps: &mut Vec<Step>) -> Vec<usize> {
         return Vec::new();
     };
     let entries = &view.snapshot.entries;
-    // (group, peer) -> entry index, for every peer key.
+    // (group, peer) -> entry index, for every peer key that counted something. (Configured
+    // peers have keys from the start; nginx-module-vts has a node once an attempt made it, and
+    // shows a peer without one with empty queues.)
     let mut keyed: Vec<(&[u8], &[u8], usize)> = entries
         .iter()
         .enumerate()
         .filter(|(_, e)| e.kind == Kind::UpstreamPeer)
+        .filter(|(_, e)| e.counters.requests > 0 || e.counters.upstream_count > 0)
         .filter_map(|(i, e)| split_upstream_key(&e.name).map(|(g, p)| (g, p, i)))
         .collect();
     keyed.sort_unstable();
@@ -715,7 +744,7 @@ pub fn render(view: View, jsonp: bool) -> Vec<u8> {
 mod tests {
     use super::*;
     use crate::render::escape::display_name;
-    use crate::stats::{upstream_key, Entry, Snapshot};
+    use crate::stats::{upstream_key, Snapshot};
     use crate::view::{AvgMethod, Connections, Info, ShmUse};
 
     // -----------------------------------------------------------------------------------------
@@ -1705,7 +1734,17 @@ mod tests {
         let nogroups = &doc["upstreamZones"]["::nogroups"];
         assert_eq!(nogroups.as_array().unwrap().len(), 1);
         assert_eq!(nogroups[0]["server"], "::overflow");
-        // With no server zone at all, serverZones still has the sum, zeros and 63 zeros.
+        // A server block that counted nothing yet is not shown (nor is the server overflow
+        // entry); with no zone shown, serverZones still has the sum: zeros and 63 zeros.
+        let [o1, o2] = overflows(Counters::default(), Counters::default());
+        let idle = view(
+            vec![o1, o2, server("idle.org", Counters::default())],
+            None,
+            Display::default(),
+        );
+        let doc = json(&render(idle, false));
+        let zones = doc["serverZones"].as_object().unwrap();
+        assert_eq!(zones.keys().collect::<Vec<_>>(), ["*"]);
         let doc = json(&render(view(vec![], None, Display::default()), false));
         let zones = doc["serverZones"].as_object().unwrap();
         assert_eq!(zones.keys().collect::<Vec<_>>(), ["*"]);
@@ -1740,8 +1779,10 @@ mod tests {
             state("a", "p3", 1, 1, 1),
             state("z", "p2", 2, 2, 2),
             // nginx lists an implicit upstream's peer with no group: ::nogroups, no state.
-            implicit,
+            implicit.clone(),
             state("", "n-a", 9, 9, 9),
+            // Listed twice (two proxy_pass to one address): one row.
+            implicit,
         ];
         let doc = json(&render(view(entries, Some(peers), Display::default()), false));
         let zones = doc["upstreamZones"].as_object().unwrap();

@@ -286,12 +286,14 @@ impl VozltScrape {
 
         let mut upstream_rows = Vec::new();
         if view.peers.is_some() {
-            // Only peers that have a key (like the C module, unlike its JSON), by (group,
-            // peer) with the peers of no group last.
+            // Only peers that counted something (the C module lists its nodes, made by an
+            // attempt; configured peers have keys here from the start), by (group, peer) with
+            // the peers of no group last.
             let mut peers: Vec<(bool, &[u8], &[u8], usize)> = entries
                 .iter()
                 .enumerate()
                 .filter(|(_, e)| e.kind == Kind::UpstreamPeer)
+                .filter(|(_, e)| e.counters.requests > 0 || e.counters.upstream_count > 0)
                 .filter_map(|(i, e)| {
                     let (g, p) = split_upstream_key(&e.name)?;
                     Some((g.is_empty(), g, p, i))

@@ -91,7 +91,9 @@ impl ShardWriter {
     /// `overflow` key in the shared shard (whose chunk exists from zone creation), so totals
     /// stay exact. `bounds_us` are the histogram's upper bounds in microseconds; `upstream` selects what the
     /// histogram observes.
-    #[inline]
+    // Always inlined: the request path's one call site per kind of key stays one function, and
+    // tests/request_path.rs finds the owner's plain adds in it.
+    #[inline(always)]
     pub fn record<L: ZoneLock>(
         &self,
         lock: &L,
@@ -139,7 +141,7 @@ fn bucket(v_ms: u64, bounds_us: &[u64]) -> usize {
 /// with Release; the scrape reads in the opposite order with Acquire (see `merge`). So a scrape
 /// never sees a field that includes a sample its counts do not: a histogram's buckets never
 /// exceed its `+Inf`, the status classes never sum above the requests.
-#[inline]
+#[inline(always)]
 fn add_owned(slot: &[AtomicU64], s: &Sample, upstream: bool, bounds: &[u64], spec: &SlotSpec) {
     #[inline(always)]
     fn inc(a: &AtomicU64, d: u64) {
