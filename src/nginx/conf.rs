@@ -659,12 +659,22 @@ pub extern "C" fn cmd_vozlt(cf: *mut ngx_conf_t, _cmd: *mut ngx_command_t, conf:
         let name = a[0].as_bytes();
         let values: Vec<&[u8]> = a[1..].iter().map(|v| v.as_bytes()).collect();
         let lcf = || &mut *(conf as *mut LocConf);
+        // One value per level, as nginx's own slots say.
+        let duplicate = || {
+            emerg(
+                cf,
+                format_args!("\"{}\" directive is duplicate", String::from_utf8_lossy(name)),
+            )
+        };
         match name {
             b"vhost_traffic_status_display_format" => match vozlt::parse_display_format(values[0]) {
+                _ if lcf().format.is_some() => return duplicate(),
                 Ok(f) => lcf().format = Some(f),
                 Err(e) => return emerg(cf, e),
             },
+            b"vhost_traffic_status_display_jsonp" if lcf().jsonp.is_some() => return duplicate(),
             b"vhost_traffic_status_display_jsonp" => lcf().jsonp = Some(values[0].to_vec()),
+            b"vhost_traffic_status_display_sum_key" if lcf().sum_key.is_some() => return duplicate(),
             b"vhost_traffic_status_display_sum_key" => lcf().sum_key = Some(values[0].to_vec()),
             b"vhost_traffic_status_average_method" => {
                 let l = lcf();

@@ -173,22 +173,11 @@ pub fn is_control(uri: &[u8]) -> bool {
 
 /// Whether an `Accept` header prefers JSON to the Prometheus text (for a `vts_status` location).
 fn prefers_json(accept: &[u8]) -> bool {
-    let accept = String::from_utf8_lossy(accept).to_ascii_lowercase();
-    let (mut json, mut text) = (0.0f32, 0.0f32);
-    for range in accept.split(',') {
-        let mut parts = range.split(';').map(str::trim);
-        let media = parts.next().unwrap_or("");
-        let q = parts
-            .filter_map(|p| p.strip_prefix("q="))
-            .find_map(|v| v.parse::<f32>().ok())
-            .unwrap_or(1.0);
-        match media {
-            "application/json" => json = json.max(q),
-            "text/plain" | "application/openmetrics-text" => text = text.max(q),
-            _ => {}
-        }
-    }
-    json > 0.0 && json > text
+    let [json, text, om] = crate::render::accept::qualities(
+        accept,
+        ["application/json", "text/plain", "application/openmetrics-text"],
+    );
+    json > 0.0 && json > text.max(om)
 }
 
 /// The output a request to a status location asks for.
@@ -591,7 +580,9 @@ unsafe fn send(r: *mut ngx_http_request_t, format: Output, body: Rc<Text>) -> ng
         set_content_type(rr, format.content_type());
         // The body depends on Accept (text format or OpenMetrics, or JSON at `vts_status`):
         // tell caches so.
-        if format.varies() {
+        // (At a `vts_status` location every answer depends on Accept: JSON or a text format.)
+        let seed_location = super::Module::location_conf(rr).is_some_and(|l: &LocConf| l.status);
+        if format.varies() || seed_location {
             let vary = ngx_list_push(&mut rr.headers_out.headers) as *mut ngx_table_elt_t;
             if vary.is_null() {
                 return NGX_HTTP_INTERNAL_SERVER_ERROR as ngx_int_t;

@@ -10,6 +10,7 @@
 //!
 //! The pieces ([`main_fields`], [`server_object`], [`peer_object`]) are public so that the
 //! control API can answer subsets of the document with the same text.
+pub use super::number::push_u64;
 use std::collections::HashMap;
 
 use super::json_escape::{quoted, quoted_name};
@@ -81,21 +82,6 @@ impl<'a> Settings<'a> {
             sum_ms.checked_div(n).unwrap_or(0)
         }
     }
-}
-
-/// Appends `v` in decimal.
-pub fn push_u64(out: &mut Vec<u8>, mut v: u64) {
-    let mut buf = [0u8; 20];
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (v % 10) as u8;
-        v /= 10;
-        if v == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&buf[i..]);
 }
 
 /// `"key":v` (key given with its quotes and colon, e.g. `"inBytes":`).

@@ -1,7 +1,9 @@
 //! Output formats. They read a [`crate::stats::Snapshot`] and know nothing of nginx.
+pub mod accept;
 pub mod escape;
 pub mod json;
 pub mod json_escape;
+pub mod number;
 pub mod prometheus;
 pub mod vozlt;
 

@@ -10,6 +10,7 @@ use std::io::Write;
 use arrayvec::ArrayVec;
 
 use super::escape::{label_value, reserved_value};
+use super::number::push_u64;
 use crate::stats::{split_upstream_key, Counters, Kind, Snapshot, STATUS_LABELS};
 
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -35,21 +36,7 @@ impl Format {
 /// Picks the format from an `Accept` header: OpenMetrics when it is acceptable and not less
 /// preferred than the text format (Prometheus lists both, with q-values).
 pub fn negotiate(accept: &[u8]) -> Format {
-    let accept = String::from_utf8_lossy(accept).to_ascii_lowercase();
-    let (mut om, mut text) = (0.0f32, 0.0f32);
-    for range in accept.split(',') {
-        let mut parts = range.split(';').map(str::trim);
-        let media = parts.next().unwrap_or("");
-        let q = parts
-            .filter_map(|p| p.strip_prefix("q="))
-            .find_map(|v| v.parse::<f32>().ok())
-            .unwrap_or(1.0);
-        match media {
-            "application/openmetrics-text" => om = om.max(q),
-            "text/plain" => text = text.max(q),
-            _ => {}
-        }
-    }
+    let [om, text] = super::accept::qualities(accept, ["application/openmetrics-text", "text/plain"]);
     if om > 0.0 && om >= text {
         Format::OpenMetrics
     } else {
@@ -119,20 +106,6 @@ fn reserved_label(key: &str, value: &str) -> Vec<u8> {
     reserved_value(&mut v, value);
     v.push(b'"');
     v
-}
-
-fn push_u64(out: &mut Vec<u8>, mut v: u64) {
-    let mut buf = [0u8; 20];
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (v % 10) as u8;
-        v /= 10;
-        if v == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&buf[i..]);
 }
 
 struct Writer<'o> {
@@ -742,22 +715,6 @@ fn write_head(w: &mut Writer, view: &View) {
 mod tests {
     #[allow(unused_imports)]
     use super::*;
-
-    #[test]
-    fn integers_are_their_decimal_digits() {
-        let mut values: Vec<u64> = vec![0, 1, 9, 10, 11, 99, 100, 101, 999, 1000, u64::MAX, u64::MAX - 1];
-        let mut p = 1u64;
-        while let Some(next) = p.checked_mul(10) {
-            values.extend([p - 1, p, p + 1, next / 2 + 7]);
-            p = next;
-        }
-        values.extend((0..2000u64).map(|i| i.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (i % 64)));
-        for v in values {
-            let mut out = Vec::new();
-            push_u64(&mut out, v);
-            assert_eq!(String::from_utf8(out).unwrap(), v.to_string());
-        }
-    }
 
     #[test]
     fn seconds_are_exact_decimals() {

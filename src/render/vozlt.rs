@@ -11,6 +11,7 @@
 //! writes its tree order), and every name goes through [`label_value`] (the C module does
 //! not escape the host name, and lets control bytes and invalid UTF-8 through).
 use super::escape::label_value;
+use super::number::push_u64;
 use super::prometheus::Format;
 use super::Renderer;
 use crate::stats::{split_upstream_key, Counters, Kind};
@@ -262,9 +263,11 @@ impl VozltScrape {
     pub fn new(view: View, format: Format) -> VozltScrape {
         let entries = &view.snapshot.entries;
         let mut server_rows: Vec<Row> = Vec::new();
-        // Sorted by name (the C module writes its tree order, which is no contract).
+        // Zones that counted a request (the C module's nodes; configured server blocks have
+        // keys from the start), sorted by name (the C module writes its tree order, which is
+        // no contract).
         let mut servers: Vec<usize> = (0..entries.len())
-            .filter(|&i| entries[i].kind == Kind::Server)
+            .filter(|&i| entries[i].kind == Kind::Server && entries[i].counters.requests > 0)
             .collect();
         servers.sort_by(|&a, &b| entries[a].name.cmp(&entries[b].name));
         for i in servers {
@@ -724,20 +727,6 @@ fn suffixed(out: &mut Vec<u8>, name: &str, suffix: &str, row: &[u8], extra: &[u8
     out.push(b'\n');
 }
 
-fn push_u64(out: &mut Vec<u8>, mut v: u64) {
-    let mut buf = [0u8; 20];
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (v % 10) as u8;
-        v /= 10;
-        if v == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&buf[i..]);
-}
-
 /// `ms` as seconds with exactly 3 decimals: `0.000`, `1.234`.
 fn push_ms(out: &mut Vec<u8>, ms: u64) {
     push_u64(out, ms / 1000);
@@ -899,6 +888,8 @@ mod tests {
                     entry(Kind::UpstreamPeer, &upstream_key(b"", b"127.0.0.1:8080"), nogroup),
                     entry(Kind::Server, b"a\"b\\c\nd\xff", hostile),
                     entry(Kind::UpstreamPeer, &upstream_key(b"back", b""), none),
+                    // A configured peer, registered at worker start, no attempt yet: not listed
+                    // (the C module has no node for it).
                     entry(
                         Kind::UpstreamPeer,
                         &upstream_key(b"alpha", b"x"),
@@ -1064,27 +1055,6 @@ nginx_vts_server_cache_total{host="*",status="scarce"} 0
 # TYPE nginx_vts_upstream_request_duration_seconds histogram
 # HELP nginx_vts_upstream_response_duration_seconds The histogram of only upstream response processing time
 # TYPE nginx_vts_upstream_response_duration_seconds histogram
-nginx_vts_upstream_bytes_total{upstream="alpha",backend="x",direction="in"} 0
-nginx_vts_upstream_bytes_total{upstream="alpha",backend="x",direction="out"} 0
-nginx_vts_upstream_requests_total{upstream="alpha",backend="x",code="1xx"} 0
-nginx_vts_upstream_requests_total{upstream="alpha",backend="x",code="2xx"} 0
-nginx_vts_upstream_requests_total{upstream="alpha",backend="x",code="3xx"} 0
-nginx_vts_upstream_requests_total{upstream="alpha",backend="x",code="4xx"} 0
-nginx_vts_upstream_requests_total{upstream="alpha",backend="x",code="5xx"} 0
-nginx_vts_upstream_request_seconds_total{upstream="alpha",backend="x"} 0.000
-nginx_vts_upstream_request_seconds{upstream="alpha",backend="x"} 0.000
-nginx_vts_upstream_response_seconds_total{upstream="alpha",backend="x"} 0.000
-nginx_vts_upstream_response_seconds{upstream="alpha",backend="x"} 0.000
-nginx_vts_upstream_request_duration_seconds_bucket{upstream="alpha",backend="x",le="0.005"} 0
-nginx_vts_upstream_request_duration_seconds_bucket{upstream="alpha",backend="x",le="1.000"} 0
-nginx_vts_upstream_request_duration_seconds_bucket{upstream="alpha",backend="x",le="+Inf"} 0
-nginx_vts_upstream_request_duration_seconds_sum{upstream="alpha",backend="x"} 0.000
-nginx_vts_upstream_request_duration_seconds_count{upstream="alpha",backend="x"} 0
-nginx_vts_upstream_response_duration_seconds_bucket{upstream="alpha",backend="x",le="0.005"} 0
-nginx_vts_upstream_response_duration_seconds_bucket{upstream="alpha",backend="x",le="1.000"} 0
-nginx_vts_upstream_response_duration_seconds_bucket{upstream="alpha",backend="x",le="+Inf"} 0
-nginx_vts_upstream_response_duration_seconds_sum{upstream="alpha",backend="x"} 0.000
-nginx_vts_upstream_response_duration_seconds_count{upstream="alpha",backend="x"} 0
 nginx_vts_upstream_bytes_total{upstream="back",backend="::none",direction="in"} 0
 nginx_vts_upstream_bytes_total{upstream="back",backend="::none",direction="out"} 0
 nginx_vts_upstream_requests_total{upstream="back",backend="::none",code="1xx"} 0
@@ -1226,6 +1196,7 @@ nginx_vts_upstream_response_duration_seconds_count{upstream="::nogroups",backend
                     entry(Kind::Overflow, b"server", Counters::default()),
                     entry(Kind::Overflow, b"upstream", Counters::default()),
                     entry(Kind::Server, b"only", only),
+                    // No request yet (a configured server block's key): not listed.
                     entry(Kind::Server, b"quiet", quiet),
                     entry(Kind::UpstreamPeer, &upstream_key(b"g", b"p"), peer),
                 ],
@@ -1297,24 +1268,6 @@ nginx_vts_server_cache_total{host="only",status="updating"} 0
 nginx_vts_server_cache_total{host="only",status="revalidated"} 0
 nginx_vts_server_cache_total{host="only",status="hit"} 0
 nginx_vts_server_cache_total{host="only",status="scarce"} 0
-nginx_vts_server_bytes_total{host="quiet",direction="in"} 0
-nginx_vts_server_bytes_total{host="quiet",direction="out"} 0
-nginx_vts_server_requests_total{host="quiet",code="1xx"} 0
-nginx_vts_server_requests_total{host="quiet",code="2xx"} 0
-nginx_vts_server_requests_total{host="quiet",code="3xx"} 0
-nginx_vts_server_requests_total{host="quiet",code="4xx"} 0
-nginx_vts_server_requests_total{host="quiet",code="5xx"} 0
-nginx_vts_server_request_seconds_total{host="quiet"} 0.000
-nginx_vts_server_request_seconds{host="quiet"} 0.000
-nginx_vts_status_code_requests_total{host="quiet",code="other"} 0
-nginx_vts_server_cache_total{host="quiet",status="miss"} 0
-nginx_vts_server_cache_total{host="quiet",status="bypass"} 0
-nginx_vts_server_cache_total{host="quiet",status="expired"} 0
-nginx_vts_server_cache_total{host="quiet",status="stale"} 0
-nginx_vts_server_cache_total{host="quiet",status="updating"} 0
-nginx_vts_server_cache_total{host="quiet",status="revalidated"} 0
-nginx_vts_server_cache_total{host="quiet",status="hit"} 0
-nginx_vts_server_cache_total{host="quiet",status="scarce"} 0
 nginx_vts_server_bytes_total{host="total",direction="in"} 1
 nginx_vts_server_bytes_total{host="total",direction="out"} 2
 nginx_vts_server_requests_total{host="total",code="1xx"} 0
