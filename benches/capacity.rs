@@ -10,13 +10,13 @@
 //! Without workload arguments (as under plain `cargo bench`) it prints the bytes of shared
 //! memory per key and per key per worker for the default 11 buckets and for 16, and the plans
 //! of a few typical workloads.
-#[allow(dead_code)]
+#[allow(dead_code, unused_imports)]
 #[path = "../src/render/mod.rs"]
 mod render;
-#[allow(dead_code)]
+#[allow(dead_code, unused_imports)]
 #[path = "../src/stats/mod.rs"]
 mod stats;
-#[allow(dead_code)]
+#[allow(dead_code, unused_imports)]
 #[path = "../src/view.rs"]
 mod view;
 
@@ -25,9 +25,10 @@ use std::process::ExitCode;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use render::prometheus::{render, Connections, Format, Info, PeerState};
+use render::prometheus::{render, Connections, Format, PeerState};
 use stats::capacity::{plan, Plan, Workload};
 use stats::{upstream_key, HeapRegion, Kind, Recorded, Sample, Zone, OVERFLOW_SERVER, OVERFLOW_UPSTREAM};
+use view::{Display, Info, ShmUse, View};
 
 const DEFAULT_BOUNDS_S: [f64; 11] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
 
@@ -123,19 +124,33 @@ fn run(w: &Workload, p: &Plan, region_len: usize, scrape_reps: usize) -> Option<
             group: g.clone(),
             server: s.clone(),
             up: true,
+            down: false,
             weight: 1,
             max_fails: 1,
             fail_timeout_s: 10,
             backup: false,
         })
         .collect();
-    let info = Info {
-        hostname: b"planner-host",
-        module_version: "0.1.0",
-        nginx_version: "1.28.3",
-        shm_name: b"vts",
+    // The snapshot goes in at each scrape (moved in, and taken out after it).
+    let mut view = View {
+        info: Info {
+            hostname: b"planner-host".to_vec(),
+            module_version: "0.1.0".into(),
+            nginx_version: "1.28.3".into(),
+            ..Info::default()
+        },
         connections: Some(Connections::default()),
-        buckets: &bounds,
+        shm: ShmUse {
+            name: b"vts".to_vec(),
+            ..ShmUse::default()
+        },
+        snapshot: Default::default(),
+        peers: Some(peers),
+        display: Display {
+            bucket_seconds: bounds,
+            bucket_us: bounds_us,
+            ..Display::default()
+        },
     };
     let (mut merge, mut rend, mut output) = (Vec::new(), Vec::new(), 0);
     for _ in 0..scrape_reps {
@@ -143,10 +158,12 @@ fn run(w: &Workload, p: &Plan, region_len: usize, scrape_reps: usize) -> Option<
         let snap = zone.snapshot();
         let t1 = Instant::now();
         let mut out = Vec::new();
-        render(black_box(&snap), Some(&peers), &info, Format::Text, &mut out);
+        view.snapshot = snap; // a move; the last one was taken out below (nothing to drop)
+        render(black_box(&view), Format::Text, &mut out);
         merge.push(t1 - t0);
         rend.push(t1.elapsed());
         output = black_box(out).len();
+        drop(std::mem::take(&mut view.snapshot));
     }
     merge.sort();
     rend.sort();

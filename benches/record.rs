@@ -13,13 +13,13 @@
 //! the operations of one thread (what one worker pays per request); `Mops/s` counts all threads;
 //! `scaling` is the throughput relative to 1 thread of the same variant. The machine has
 //! `available_parallelism` cores: beyond that, threads time-share.
-#[allow(dead_code)]
+#[allow(dead_code, unused_imports)]
 #[path = "../src/render/mod.rs"]
 mod render;
-#[allow(dead_code)]
+#[allow(dead_code, unused_imports)]
 #[path = "../src/stats/mod.rs"]
 mod stats;
-#[allow(dead_code)]
+#[allow(dead_code, unused_imports)]
 #[path = "../src/view.rs"]
 mod view;
 
@@ -50,7 +50,8 @@ fn sample(i: u64) -> Sample {
         bytes_out: 5000 + (i & 1023),
         time_ms: i & 127,
         upstream_ms: None,
-    }..Default::default()
+        ..Default::default()
+    }
 }
 
 /// The C module's node, updated under the lock.

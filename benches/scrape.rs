@@ -3,13 +3,13 @@
 //! (25 series per zone), every shard wrote every key; the region of each case is the one the
 //! capacity planner gives for it. Medians of several runs; `ns/slot` is merge time per
 //! (key, shard) slot summed.
-#[allow(dead_code)]
+#[allow(dead_code, unused_imports)]
 #[path = "../src/render/mod.rs"]
 mod render;
-#[allow(dead_code)]
+#[allow(dead_code, unused_imports)]
 #[path = "../src/stats/mod.rs"]
 mod stats;
-#[allow(dead_code)]
+#[allow(dead_code, unused_imports)]
 #[path = "../src/view.rs"]
 mod view;
 
@@ -17,9 +17,10 @@ use std::hint::black_box;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use render::prometheus::{render, Connections, Format, Info};
+use render::prometheus::{render, Connections, Format};
 use stats::capacity::{plan, Workload};
 use stats::{HeapRegion, Kind, Sample, Zone, OVERFLOW_SERVER};
+use view::{Display, Info, ShmUse, View};
 
 const BOUNDS_S: [f64; 11] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
 
@@ -78,13 +79,26 @@ fn case(keys: usize, shards: usize) -> Row {
             wr.record(&lock, id, OVERFLOW_SERVER, false, &sample, &bounds_us);
         }
     }
-    let info = Info {
-        hostname: b"bench-host",
-        module_version: "0.1.0",
-        nginx_version: "1.28.3",
-        shm_name: b"vts",
+    // The snapshot goes in at each scrape (moved in, and taken out before the next).
+    let mut view = View {
+        info: Info {
+            hostname: b"bench-host".to_vec(),
+            module_version: "0.1.0".into(),
+            nginx_version: "1.28.3".into(),
+            ..Info::default()
+        },
         connections: Some(Connections::default()),
-        buckets: &BOUNDS_S,
+        shm: ShmUse {
+            name: b"vts".to_vec(),
+            ..ShmUse::default()
+        },
+        snapshot: Default::default(),
+        peers: None,
+        display: Display {
+            bucket_seconds: BOUNDS_S.to_vec(),
+            bucket_us: bounds_us.clone(),
+            ..Display::default()
+        },
     };
     let slots = keys * shards;
     let reps = if slots >= 1_000_000 {
@@ -104,8 +118,10 @@ fn case(keys: usize, shards: usize) -> Row {
         let t0 = Instant::now();
         let snap = zone.snapshot();
         let t1 = Instant::now();
-        render(black_box(&snap), None, &info, Format::Text, &mut out);
+        view.snapshot = snap; // a move; the last one was taken out below (nothing to drop)
+        render(black_box(&view), Format::Text, &mut out);
         let t2 = Instant::now();
+        let snap = std::mem::take(&mut view.snapshot);
         assert_eq!(snap.entries.len(), keys + 2);
         assert_eq!(snap.entries[2].counters.requests, shards as u64);
         bytes = black_box(&out).len();

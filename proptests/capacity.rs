@@ -1,13 +1,13 @@
 //! The capacity formula against the real allocator: a zone of the planned size holds the whole
 //! workload (every key registered, every writing shard writes every key) without overflow, and
 //! the plan is tight (a region 15% smaller overflows once fixed overheads do not dominate).
-#[allow(dead_code)]
+#[allow(dead_code, unused_imports)]
 #[path = "../src/render/mod.rs"]
 mod render;
-#[allow(dead_code)]
+#[allow(dead_code, unused_imports)]
 #[path = "../src/stats/mod.rs"]
 mod stats;
-#[allow(dead_code)]
+#[allow(dead_code, unused_imports)]
 #[path = "../src/view.rs"]
 mod view;
 

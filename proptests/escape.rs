@@ -29,8 +29,9 @@ use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
 
 use render::escape::{display_name, label_value};
-use render::prometheus::{render, Format, Info, PeerState, Scrape};
+use render::prometheus::{render, Format, PeerState, Scrape};
 use stats::{upstream_key, Counters, Entry, Kind, Snapshot};
+use view::{Display, Info, ShmUse, View};
 
 // ---------------------------------------------------------------------------------------------
 // An independent reader of the exposition formats.
@@ -463,6 +464,31 @@ fn snapshot(c: &Case) -> Snapshot {
     }
 }
 
+/// What a scrape of the case shows: its snapshot, the hostname and zone name, its bounds, and
+/// nginx's peer states unless upstream statistics are off.
+fn view(c: &Case) -> View {
+    View {
+        info: Info {
+            hostname: c.hostname.clone(),
+            module_version: "0.1.0".into(),
+            nginx_version: "1.28.3".into(),
+            ..Info::default()
+        },
+        connections: None,
+        shm: ShmUse {
+            name: c.shm.clone(),
+            ..ShmUse::default()
+        },
+        snapshot: snapshot(c),
+        peers: c.upstream_stats.then(|| peer_states(c)),
+        display: Display {
+            bucket_seconds: c.bounds.clone(),
+            bucket_us: c.bounds.iter().map(|b| (b * 1e6) as u64).collect(),
+            ..Display::default()
+        },
+    }
+}
+
 fn peer_states(c: &Case) -> Vec<PeerState> {
     c.states
         .iter()
@@ -471,6 +497,7 @@ fn peer_states(c: &Case) -> Vec<PeerState> {
             group: g.clone(),
             server: s.clone(),
             up: i % 2 == 0,
+            down: i % 2 != 0,
             weight: 1 + i as u64,
             max_fails: 1,
             fail_timeout_s: 10,
@@ -495,24 +522,10 @@ fn d(b: &[u8]) -> String {
 
 fn check_render(c: &Case, format: Format) -> Result<(), TestCaseError> {
     let om = format == Format::OpenMetrics;
-    let snap = snapshot(c);
-    let states = peer_states(c);
-    let info = Info {
-        hostname: &c.hostname,
-        module_version: "0.1.0",
-        nginx_version: "1.28.3",
-        shm_name: &c.shm,
-        connections: None,
-        buckets: &c.bounds,
-    };
+    let view = view(c);
+    let snap = &view.snapshot;
     let mut out = Vec::new();
-    render(
-        &snap,
-        c.upstream_stats.then_some(&states[..]),
-        &info,
-        format,
-        &mut out,
-    );
+    render(&view, format, &mut out);
     let p = parse(&out, om).map_err(|e| {
         TestCaseError::fail(format!(
             "{format:?}: {e}\n--- text ---\n{}",
@@ -524,8 +537,7 @@ fn check_render(c: &Case, format: Format) -> Result<(), TestCaseError> {
     // the same bytes, whatever the slice size: one row per slice, or a few hundred bytes.
     for budget in [1, 1 + (c.seed % 700) as usize] {
         let mut sliced = Vec::new();
-        let peers = c.upstream_stats.then_some(&states[..]);
-        let mut scrape = Scrape::new(&snap, peers, &info, format, &mut sliced);
+        let mut scrape = Scrape::new(&view, format);
         let mut slices = 1;
         while !scrape.write(&mut sliced, budget) {
             slices += 1;
@@ -832,13 +844,14 @@ fn a_server_named_overflow_is_not_the_overflow_zone() {
         created_unix: 0,
         owned_shards: 1,
     };
-    let info = Info {
-        buckets: &[],
-        ..Info::default()
+    // No bounds (no histogram), no peer states (upstream statistics off).
+    let view = View {
+        snapshot: snap,
+        ..View::default()
     };
     for format in [Format::Text, Format::OpenMetrics] {
         let mut out = Vec::new();
-        render(&snap, None, &info, format, &mut out);
+        render(&view, format, &mut out);
         if let Err(e) = parse(&out, format == Format::OpenMetrics) {
             panic!("{format:?}: {e}\n--- text ---\n{}", String::from_utf8_lossy(&out));
         }

@@ -1,10 +1,10 @@
-#[allow(dead_code)]
+#[allow(dead_code, unused_imports)]
 #[path = "../src/render/mod.rs"]
 mod render;
-#[allow(dead_code)]
+#[allow(dead_code, unused_imports)]
 #[path = "../src/stats/mod.rs"]
 mod stats;
-#[allow(dead_code)]
+#[allow(dead_code, unused_imports)]
 #[path = "../src/view.rs"]
 mod view;
 use stats::{HeapRegion, Zone};

@@ -80,7 +80,8 @@ fn sample(t: usize, i: u64) -> Sample {
         bytes_out: (x >> 12) % 1_000_000,
         time_ms: (x >> 32) % 12_000,
         upstream_ms: (x % 3 != 0).then_some((x >> 20) % 3_000),
-    }..Default::default()
+        ..Default::default()
+    }
 }
 
 /// Each scrape against the previous one: nothing goes down, keys are only appended.

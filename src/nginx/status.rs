@@ -215,14 +215,24 @@ unsafe fn plain(r: *mut ngx_http_request_t, status: ngx_uint_t, text: &'static s
             rr.set_header_only(1);
             return ngx_http_send_header(r);
         }
+        send_bytes(r, text.as_bytes())
+    }
+}
+
+/// Sends the headers, then `body` as one in-memory buffer (not copied: it must live as long
+/// as the request).
+unsafe fn send_bytes(r: *mut ngx_http_request_t, body: &[u8]) -> ngx_int_t {
+    // SAFETY: r is a live request; the buffer points at `body`, which outlives it (caller).
+    unsafe {
+        let rr = &mut *r;
         let b = ngx_pcalloc(rr.pool, core::mem::size_of::<ngx_buf_t>()) as *mut ngx_buf_t;
         if b.is_null() {
             return NGX_HTTP_INTERNAL_SERVER_ERROR as ngx_int_t;
         }
-        let data = text.as_ptr() as *mut u8;
+        let data = body.as_ptr() as *mut u8;
         (*b).start = data;
         (*b).pos = data;
-        (*b).last = data.add(text.len());
+        (*b).last = data.add(body.len());
         (*b).end = (*b).last;
         (*b).set_memory(1);
         (*b).set_last_buf(1);
@@ -601,27 +611,10 @@ unsafe fn send(r: *mut ngx_http_request_t, format: Output, body: Rc<Text>) -> ng
         // pool holds a reference and drops it with the request.
         let pool = ngx::core::Pool::from_ngx_pool(rr.pool);
         let owned = pool.allocate(body);
-        let b = ngx_pcalloc(rr.pool, core::mem::size_of::<ngx_buf_t>()) as *mut ngx_buf_t;
-        if owned.is_null() || b.is_null() {
+        if owned.is_null() {
             return NGX_HTTP_INTERNAL_SERVER_ERROR as ngx_int_t;
         }
-        let text: &[u8] = &(&*owned).0;
-        let data = text.as_ptr() as *mut u8;
-        (*b).start = data;
-        (*b).pos = data;
-        (*b).last = data.add(text.len());
-        (*b).end = (*b).last;
-        (*b).set_memory(1);
-        (*b).set_last_buf(1);
-        (*b).set_last_in_chain(1);
-        let rc = ngx_http_send_header(r);
-        if rc == NGX_ERROR as ngx_int_t || rc > NGX_OK as ngx_int_t || rr.header_only() != 0 {
-            return rc;
-        }
-        let mut out = ngx_chain_t {
-            buf: b,
-            next: core::ptr::null_mut(),
-        };
-        ngx_http_output_filter(r, &mut out)
+        let text: &Rc<Text> = &*owned;
+        send_bytes(r, &text.0)
     }
 }
