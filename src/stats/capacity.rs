@@ -6,12 +6,14 @@
 //!
 //! # The formula
 //!
-//! With `K = 2 + servers + peers + other` keys (the 2 overflow keys are always there), average
-//! name length `L` (for a peer: group + peer address; the stored name adds a 4-byte prefix),
-//! `B` histogram buckets and `S = min(workers × generations, 64)` shards that write:
+//! With `K = 2 + Q + servers + peers × (1 + Q) + other` keys (the 2 overflow keys are always
+//! there; `Q` = 1 with time queues, whose peers take a second slot), average name length `L`
+//! (for a peer: group + peer address; the stored name adds a 4-byte prefix), `B` histogram
+//! buckets, `C` status-code words and `S = min(workers × generations, 64)` shards that write:
 //!
 //! ```text
-//! slot    = (14 + B) × 8                              bytes (200 for B = 11, 240 for 16)
+//! slot    = (14 + B + C + 64 × Q) × 8                 bytes (200 for B = 11, 240 for 16;
+//!                                                     624 for nginx-module-vts's defaults)
 //! chunk   = 16 × slot
 //! N       = ⌈K / 16⌉                                  chunks per shard that writes every key
 //! chunks  = 1 + S × N (+ N − 1 if workers × generations > 64: the shared shard writes too)
@@ -40,7 +42,9 @@
 //!   free shards, so `generations = 2` (the default of [`Workload::new`]) covers a reload;
 //!   chunks stay allocated when a shard changes owner.
 //! - nginx slab pool: see [`region_len_for_zone`].
-use super::layout::{name_bytes, slot_bytes, BYTES_PER_KEY, MAX_BUCKETS, OWNED_SHARDS, SLOTS_PER_CHUNK};
+use super::layout::{
+    name_bytes, spec_slot_bytes, SlotSpec, BYTES_PER_KEY, MAX_BUCKETS, OWNED_SHARDS, SLOTS_PER_CHUNK,
+};
 
 /// nginx's page size on x86-64 Linux (`ngx_pagesize`).
 pub const NGX_PAGE: usize = 4096;
@@ -111,6 +115,12 @@ pub struct Workload {
     pub name_len: usize,
     /// Histogram buckets (`vts_histogram_buckets`; 11 by default).
     pub buckets: usize,
+    /// Status-code words (`vhost_traffic_status_measure_status_codes`: the codes plus one for
+    /// `other`; 501 with `all`; 0 when not measured).
+    pub codes: usize,
+    /// Time queues (a `vhost_traffic_status_zone`): 512 bytes more per slot, and a second slot
+    /// per upstream peer (its response times).
+    pub queue: bool,
 }
 
 impl Workload {
@@ -124,6 +134,27 @@ impl Workload {
             other,
             name_len,
             buckets: 11,
+            codes: 0,
+            queue: false,
+        }
+    }
+
+    /// A `vhost_traffic_status_zone` at its defaults: time queues, no histogram, no status
+    /// codes, room for a reload.
+    pub fn vozlt(workers: usize, servers: usize, peers: usize, other: usize, name_len: usize) -> Workload {
+        Workload {
+            buckets: 0,
+            queue: true,
+            ..Workload::new(workers, servers, peers, other, name_len)
+        }
+    }
+
+    /// What a slot holds for this workload.
+    pub fn spec(&self) -> SlotSpec {
+        SlotSpec {
+            nbuckets: self.buckets,
+            ncodes: self.codes,
+            queue: self.queue,
         }
     }
 }
@@ -139,7 +170,8 @@ pub enum PlanError {
 /// The plan for a [`Workload`]; every size is in bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Plan {
-    /// Keys, including the 2 overflow keys.
+    /// Keys, including the 2 overflow keys (and, with time queues, the second slot of every
+    /// upstream peer and of the upstream overflow entry).
     pub keys: usize,
     /// Shards that write (`S`).
     pub shards: usize,
@@ -174,14 +206,16 @@ pub fn plan(w: &Workload) -> Result<Plan, PlanError> {
         return Err(PlanError::TooManyBuckets);
     }
     let big = PlanError::TooLarge;
-    let keys = 2usize
+    // With time queues, a peer's response times take the slot after its own.
+    let per_peer = 1 + w.queue as usize;
+    let keys = (2 + w.queue as usize)
         .checked_add(w.servers)
-        .and_then(|k| k.checked_add(w.peers))
+        .and_then(|k| k.checked_add(w.peers.checked_mul(per_peer)?))
         .and_then(|k| k.checked_add(w.other))
         .ok_or(big)?;
     let writers = w.workers.max(1).checked_mul(w.generations.max(1)).ok_or(big)?;
     let shards = writers.min(OWNED_SHARDS);
-    let slot = slot_bytes(w.buckets);
+    let slot = spec_slot_bytes(&w.spec());
     let chunk = slot * SLOTS_PER_CHUNK;
     let per_shard = keys.div_ceil(SLOTS_PER_CHUNK);
     let mut chunks = shards
@@ -265,6 +299,8 @@ mod tests {
             Workload { peers: 51, ..base },
             Workload { name_len: 25, ..base },
             Workload { buckets: 30, ..base },
+            Workload { codes: 3, ..base },
+            Workload { queue: true, ..base },
         ] {
             assert!(plan(&w).unwrap().region_min >= p.region_min, "{w:?}");
         }
@@ -279,5 +315,17 @@ mod tests {
             }),
             Err(PlanError::TooLarge)
         );
+    }
+
+    #[test]
+    fn a_vozlt_zone_counts_the_queues_and_the_peers_second_slots() {
+        let w = Workload::vozlt(2, 10, 5, 0, 24);
+        let p = plan(&w).unwrap();
+        // 2 overflow keys + the upstream overflow's second slot + 10 servers + 5 peers x 2.
+        assert_eq!(p.keys, 23);
+        assert_eq!(p.slot_bytes, 624);
+        let all = plan(&Workload { codes: 501, ..w }).unwrap();
+        assert_eq!(all.slot_bytes, 624 + 501 * 8);
+        assert!(all.zone > p.zone);
     }
 }
