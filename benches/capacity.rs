@@ -277,6 +277,8 @@ fn per_key_table() {
                 other: 0,
                 name_len: 24,
                 buckets,
+                codes: 0,
+                queue: false,
             };
             let Ok(p) = plan(&w) else { continue };
             let Some(r) = run(&w, &p, p.region, 0) else {

@@ -51,6 +51,8 @@ fn case(keys: usize, shards: usize) -> Row {
         other: 0,
         name_len: 24,
         buckets: BOUNDS_S.len(),
+        codes: 0,
+        queue: false,
     };
     let p = plan(&w).expect("plan");
     let mut region = HeapRegion::new(p.region);

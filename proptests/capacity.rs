@@ -137,6 +137,8 @@ fn workload() -> impl Strategy<Value = (Workload, usize, bool)> {
                     other,
                     name_len,
                     buckets,
+                    codes: 0,
+                    queue: false,
                 };
                 (w, spread, inter)
             },
@@ -193,6 +195,8 @@ fn plan_versus_smallest_region() {
             other: 0,
             name_len,
             buckets,
+            codes: 0,
+            queue: false,
         };
         let keys = keys(&w, 0);
         let p = plan(&w).unwrap();
@@ -244,6 +248,8 @@ fn more_writers_than_owned_shards() {
         other: 0,
         name_len: 30,
         buckets: 11,
+        codes: 0,
+        queue: false,
     };
     let p = plan(&w).unwrap();
     assert_eq!(p.shards, 64);

@@ -193,7 +193,7 @@ impl View {
             .snapshot
             .entries
             .iter()
-            .filter(|e| e.kind == Kind::Server && e.counters.requests > 0)
+            .filter(|e| e.kind == Kind::Server && e.counters.counted())
             .collect();
         v.sort_by(|a, b| a.name.cmp(&b.name));
         v

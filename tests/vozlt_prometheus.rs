@@ -185,7 +185,9 @@ fn is_three_decimals(s: &str) -> bool {
 }
 
 /// A sample line split raw: (name, [(label, raw escaped value)], value text).
-fn split_sample(line: &str) -> Result<(&str, Vec<(&str, &str)>, &str), String> {
+type RawSample<'a> = (&'a str, Vec<(&'a str, &'a str)>, &'a str);
+
+fn split_sample(line: &str) -> Result<RawSample<'_>, String> {
     let name_end = line.find(['{', ' ']).ok_or("no value")?;
     let name = &line[..name_end];
     let mut rest = &line[name_end..];

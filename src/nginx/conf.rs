@@ -203,6 +203,10 @@ pub struct LocConf {
     pub avg_period: ngx_msec_t,
     /// `vhost_traffic_status_ignore_status`: bit `c` set ignores status class `c` (0 = 1xx).
     pub ignore: Option<u8>,
+    /// After the merge: whether requests that end here are counted, and the classes they
+    /// ignore (0: none), read by the request path.
+    pub counted: bool,
+    pub ignore_mask: u8,
 }
 
 impl Default for LocConf {
@@ -219,6 +223,8 @@ impl Default for LocConf {
             avg_method: None,
             avg_period: NGX_CONF_UNSET_MSEC,
             ignore: None,
+            counted: true,
+            ignore_mask: 0,
         }
     }
 }
@@ -286,6 +292,8 @@ impl Merge for LocConf {
         if self.ignore.is_none() {
             self.ignore = prev.ignore;
         }
+        self.counted = self.counts();
+        self.ignore_mask = self.ignore.unwrap_or(0);
         Ok(())
     }
 }

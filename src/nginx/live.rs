@@ -57,11 +57,14 @@ pub fn now_ms() -> u64 {
     now.sec as u64 * 1000 + now.msec as u64
 }
 
-/// The group name of an upstream configuration.
-pub fn group_of(uscf: *const ngx_http_upstream_srv_conf_t) -> &'static [u8] {
+/// The group name of an upstream configuration: an `upstream` block's name. With
+/// `portless` (nginx-module-vts's rule) also an implicit upstream without a port, a
+/// proxy_pass to a unix socket, named by the socket's path.
+pub fn group_of(uscf: *const ngx_http_upstream_srv_conf_t, portless: bool) -> &'static [u8] {
     // SAFETY: a non-null uscf is part of the cycle's configuration.
     match unsafe { uscf.as_ref() } {
         Some(u) if u.flags & NGX_HTTP_UPSTREAM_CREATE as ngx_uint_t != 0 => u.host.as_bytes(),
+        Some(u) if portless && u.port == 0 && !u.host.is_empty() => u.host.as_bytes(),
         _ => NOGROUPS,
     }
 }
@@ -70,6 +73,7 @@ pub fn group_of(uscf: *const ngx_http_upstream_srv_conf_t) -> &'static [u8] {
 /// the peers' read lock when they live in an upstream `zone`.
 pub unsafe fn each_peer(
     cycle: *mut ngx_cycle_t,
+    portless: bool,
     mut f: impl FnMut(&'static [u8], &ngx_http_upstream_rr_peer_t, bool, bool),
 ) {
     // SAFETY: the cycle's upstream main conf and its peers (rr data for every balancer built on
@@ -80,7 +84,7 @@ pub unsafe fn each_peer(
         };
         let upstreams: &[*mut ngx_http_upstream_srv_conf_t] = umcf.upstreams.as_slice();
         for &uscf in upstreams {
-            let group = group_of(uscf);
+            let group = group_of(uscf, portless);
             let peers = (*uscf).peer.data as *mut ngx_http_upstream_rr_peers_t;
             let Some(primary) = peers.as_mut() else { continue };
             let locked = rlock(primary);
@@ -141,13 +145,14 @@ unsafe fn rlock(_: &mut ngx_http_upstream_rr_peers_t) -> bool {
 #[cfg(not(ngx_vts_upstream_zone))]
 unsafe fn unlock(_: &mut ngx_http_upstream_rr_peers_t) {}
 
-/// nginx's live view of every peer (this worker's view when the upstream has no `zone`).
-pub fn peer_states() -> Vec<PeerState> {
+/// nginx's live view of every peer (this worker's view when the upstream has no `zone`);
+/// `portless` as for [`group_of`].
+pub fn peer_states(portless: bool) -> Vec<PeerState> {
     let mut out = Vec::new();
     // SAFETY: ngx_cycle and ngx_cached_time are valid in a worker.
     unsafe {
         let now = (*ngx_cached_time).sec;
-        each_peer(ngx_cycle as *mut _, |group, p, backup, shared| {
+        each_peer(ngx_cycle as *mut _, portless, |group, p, backup, shared| {
             let failed = p.max_fails != 0 && p.fails >= p.max_fails && now - p.checked <= p.fail_timeout;
             out.push(PeerState {
                 group: group.to_vec(),

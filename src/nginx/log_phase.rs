@@ -6,11 +6,12 @@ use ngx::http::{HttpModuleLocationConf, HttpModuleMainConf, HttpModuleServerConf
 use ngx::ngx_log_error;
 
 use super::conf::{LocConf, SrvConf, UNRESOLVED};
-use super::request::{ignored, sample, vozlt_sample};
+use super::live::now_ms;
+use super::request::{finish_sample, ignored, sample};
 use super::worker::{worker, Worker};
 use super::Module;
 use crate::stats::layout::flag;
-use crate::stats::{Kind, Recorded, OVERFLOW_SERVER};
+use crate::stats::{Kind, Recorded, What, OVERFLOW_SERVER};
 
 /// The server zone's name: the server block's first `server_name`, `_` when it has none.
 fn server_name(cscf: &ngx_http_core_srv_conf_t) -> &[u8] {
@@ -87,15 +88,18 @@ unsafe fn record(r: *mut ngx_http_request_t) {
     if !std::ptr::eq(r.main, r) {
         // A subrequest, logged because its location has `log_subrequest on`: its upstream
         // attempts count per peer (nothing else sees them); its main request is counted in the
-        // server zone.
-        if w.upstream_stats && !r.upstream_states.is_null() {
+        // server zone. (nginx-module-vts never counts subrequests: nor does its zone here.)
+        if w.upstream_stats && !w.vozlt && !r.upstream_states.is_null() {
             let Some(lcf) = Module::location_conf(r) else {
                 return;
             };
-            let mut sample = unsafe { sample(r) };
-            if w.vozlt {
-                vozlt_sample(w, &mut sample);
+            let lcf: &LocConf = lcf;
+            if !lcf.counted {
+                return;
             }
+            let now = now_ms();
+            let mut sample = unsafe { sample(r, now) };
+            finish_sample(w, &mut sample, now);
             unsafe { super::upstream::record(w, r, &sample, lcf) };
         }
         return;
@@ -106,23 +110,27 @@ unsafe fn record(r: *mut ngx_http_request_t) {
         return;
     };
     let lcf: &LocConf = lcf;
-    if !lcf.counts() {
+    if !lcf.counted {
         return;
     }
     let (Some(cscf), Some(scf)) = (NgxHttpCoreModule::server_conf(r), Module::server_conf(r)) else {
         return;
     };
     let key = resolve(w, cscf, scf);
-    let mut sample = unsafe { sample(r) };
-    let ignored = w.vozlt && ignored(lcf, sample.status);
-    if w.vozlt {
-        vozlt_sample(w, &mut sample);
-    }
+    let now = now_ms();
+    let mut sample = unsafe { sample(r, now) };
+    let ignored = ignored(lcf, sample.status);
+    finish_sample(w, &mut sample, now);
     if w.upstream_stats && !r.upstream_states.is_null() {
         unsafe { super::upstream::record(w, r, &sample, lcf) };
     }
     if ignored {
-        return;
+        // nginx-module-vts still shows the zone (its node exists): say it saw a sample.
+        if w.vozlt {
+            sample.what = What::Seen;
+        } else {
+            return;
+        }
     }
     if w.writer
         .record(&w.lock, key, OVERFLOW_SERVER, false, &sample, &w.bounds_us)

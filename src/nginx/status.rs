@@ -357,9 +357,7 @@ fn view(w: &Worker, rr: &ngx_http_request_t, snapshot: crate::stats::Snapshot) -
         used_node: snapshot
             .entries
             .iter()
-            .filter(|e| {
-                e.kind != Kind::Overflow && (e.counters.requests > 0 || e.counters.upstream_count > 0)
-            })
+            .filter(|e| e.kind != Kind::Overflow && e.counters.counted())
             .count() as u64,
         max_node: snapshot.max_keys as u64,
     };
@@ -387,7 +385,7 @@ fn view(w: &Worker, rr: &ngx_http_request_t, snapshot: crate::stats::Snapshot) -
         connections: connections(),
         shm,
         snapshot,
-        peers: w.upstream_stats.then(peer_states),
+        peers: w.upstream_stats.then(|| peer_states(w.vozlt)),
         display,
     }
 }

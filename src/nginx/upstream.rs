@@ -26,7 +26,10 @@ pub unsafe fn record(w: &Worker, r: &ngx_http_request_t, client: &Sample, lcf: &
             _ => return,
         }
     };
-    let group = group_of(unsafe { r.upstream.as_ref() }.map_or(core::ptr::null(), |u| u.upstream));
+    let group = group_of(
+        unsafe { r.upstream.as_ref() }.map_or(core::ptr::null(), |u| u.upstream),
+        w.vozlt,
+    );
     // A request that moved on to another upstream (error_page, X-Accel-Redirect) has a zeroed
     // entry between the two upstreams' attempts; `r->upstream` is the last one's.
     let last_separator = states.iter().rposition(|st| st.peer.is_null() && st.status == 0);
@@ -83,6 +86,7 @@ pub unsafe fn record(w: &Worker, r: &ngx_http_request_t, client: &Sample, lcf: &
                 status: if (100..600).contains(&status) { status } else { 0 },
                 upstream_ms: Some(response_ms),
                 what: What::PassedOn,
+                queued_at: client.queued_at,
                 ..Default::default()
             }
         };
@@ -120,7 +124,7 @@ fn write(w: &Worker, key: usize, overflow: usize, upstream: bool, sample: &Sampl
 /// Registers every configured peer, so that each is listed from the first scrape.
 pub unsafe fn register_peers(w: &Worker, cycle: *mut ngx_cycle_t) {
     unsafe {
-        each_peer(cycle, |group, peer, _, _| {
+        each_peer(cycle, w.vozlt, |group, peer, _, _| {
             w.peers.slot(&w.cache_ctx(), group, peer.name.as_bytes());
             w.peers.remember_group(peer.name.as_bytes(), group);
             // "No live upstreams" attempts are named after the group itself.

@@ -570,7 +570,7 @@ fn upstream_steps(view: &View, steps: &mut Vec<Step>) -> Vec<usize> {
         .iter()
         .enumerate()
         .filter(|(_, e)| e.kind == Kind::UpstreamPeer)
-        .filter(|(_, e)| e.counters.requests > 0 || e.counters.upstream_count > 0)
+        .filter(|(_, e)| e.counters.counted())
         .filter_map(|(i, e)| split_upstream_key(&e.name).map(|(g, p)| (g, p, i)))
         .collect();
     keyed.sort_unstable();
@@ -646,25 +646,14 @@ fn upstream_steps(view: &View, steps: &mut Vec<Step>) -> Vec<usize> {
             (p, row)
         })
         .collect();
-    // The keyed rows are `keyed`'s first ones, in the same order.
-    let mut unkeyed: Vec<(&[u8], usize)> = Vec::new();
+    // The keyed rows are `keyed`'s first ones, in the same order. A configured peer without a
+    // group (a proxy_pass to an address) shows once it counted something, like the C
+    // module's nodes: its key exists from the worker's start.
     for (i, p) in peers.iter().enumerate().filter(|(_, p)| p.group.is_empty()) {
-        match find(b"", &p.server) {
-            Some(k) => rows[k].1.state = Some(i),
-            None => unkeyed.push((&p.server, i)),
+        if let Some(k) = find(b"", &p.server) {
+            rows[k].1.state = Some(i);
         }
     }
-    unkeyed.sort_unstable();
-    unkeyed.dedup_by(|a, b| a.0 == b.0);
-    rows.extend(unkeyed.into_iter().map(|(name, i)| {
-        let row = PeerRow {
-            entry: None,
-            state: Some(i),
-            overflow: false,
-            stateless: true,
-        };
-        (name, row)
-    }));
     rows.sort_by(|a, b| a.0.cmp(b.0));
     if let Some(o) = overflow(view, b"upstream") {
         let row = PeerRow {
@@ -1799,13 +1788,8 @@ mod tests {
             ]
         );
         assert_eq!(servers("a"), [s("p3", 0, 1), s("gone-a", 3, 0)]);
-        assert_eq!(
-            servers("::nogroups"),
-            [s("n-a", 6, 0), s("n-b", 5, 0), s("n-c", 0, 0)]
-        );
-        let n_c = &zones["::nogroups"][2];
-        assert_eq!(n_c["backup"], false);
-        assert_eq!(n_c["requestMsecs"]["times"], serde_json::json!([]));
+        // n-c: configured without a group, never used: not shown (the C module has no node).
+        assert_eq!(servers("::nogroups"), [s("n-a", 6, 0), s("n-b", 5, 0)]);
         assert_eq!(
             zones["::nogroups"][0]["requestMsecs"]["times"]
                 .as_array()

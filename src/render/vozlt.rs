@@ -267,7 +267,7 @@ impl VozltScrape {
         // keys from the start), sorted by name (the C module writes its tree order, which is
         // no contract).
         let mut servers: Vec<usize> = (0..entries.len())
-            .filter(|&i| entries[i].kind == Kind::Server && entries[i].counters.requests > 0)
+            .filter(|&i| entries[i].kind == Kind::Server && entries[i].counters.counted())
             .collect();
         servers.sort_by(|&a, &b| entries[a].name.cmp(&entries[b].name));
         for i in servers {
@@ -296,7 +296,7 @@ impl VozltScrape {
                 .iter()
                 .enumerate()
                 .filter(|(_, e)| e.kind == Kind::UpstreamPeer)
-                .filter(|(_, e)| e.counters.requests > 0 || e.counters.upstream_count > 0)
+                .filter(|(_, e)| e.counters.counted())
                 .filter_map(|(i, e)| {
                     let (g, p) = split_upstream_key(&e.name)?;
                     Some((g.is_empty(), g, p, i))

@@ -104,9 +104,14 @@ pub struct KeyEntry {
 }
 const_assert_eq!(size_of::<KeyEntry>(), 24);
 
-/// Words a time queue takes in a slot: the count of samples pushed, then a ring of the newest
-/// [`QUEUE_RING`].
-pub const QUEUE_WORDS: usize = 1 + QUEUE_RING;
+/// Words a time queue takes in a slot: when the key last saw a sample that is not in the
+/// queue (an ignored status, a passed-on attempt; milliseconds since the zone was created,
+/// plus one), the count of samples pushed, then a ring of the newest [`QUEUE_RING`].
+pub const QUEUE_WORDS: usize = 2 + QUEUE_RING;
+/// Offsets inside a slot's queue words.
+pub const QUEUE_SEEN: usize = 0;
+pub const QUEUE_COUNT: usize = 1;
+pub const QUEUE_FIRST: usize = 2;
 /// Samples a shard's ring holds: as many as the merged queue shows, since all of the newest
 /// may come from one shard.
 pub const QUEUE_RING: usize = 63;
@@ -145,7 +150,7 @@ impl SlotSpec {
     pub const fn codes_at(&self) -> usize {
         word::BUCKETS + self.nbuckets
     }
-    /// The queue's count word (its ring follows).
+    /// The first of the queue's words (see [`QUEUE_WORDS`]).
     pub const fn queue_at(&self) -> usize {
         word::BUCKETS + self.nbuckets + self.ncodes
     }
@@ -196,14 +201,14 @@ pub const fn slot_bytes(nbuckets: usize) -> usize {
 pub const fn spec_slot_bytes(spec: &SlotSpec) -> usize {
     spec.words() * 8
 }
-// nginx-module-vts's defaults (a time queue, no histogram, no status codes): 624 bytes.
+// nginx-module-vts's defaults (a time queue, no histogram, no status codes): 632 bytes.
 const_assert_eq!(
     spec_slot_bytes(&SlotSpec {
         nbuckets: 0,
         ncodes: 0,
         queue: true
     }),
-    624
+    632
 );
 // The default Prometheus buckets (11): 200 bytes; 16 buckets: 240; `off`: 112.
 const_assert_eq!(slot_bytes(11), 200);

@@ -32,6 +32,10 @@ pub struct Counters {
     /// histogram (`upstream_sum_ms` is their sum).
     pub response_queue: Vec<(u64, u64)>,
     pub response_buckets: Vec<u64>,
+    /// Unix milliseconds of the key's last sample, ignored ones too (0: never, or the zone
+    /// keeps no time queues): the newer of the slot's seen word (samples that are not
+    /// requests counted in full) and its newest queue entry.
+    pub seen_ms: u64,
 }
 
 impl Counters {
@@ -40,6 +44,12 @@ impl Counters {
             buckets: vec![0; nbuckets],
             ..Default::default()
         }
+    }
+
+    /// Whether the key saw a sample (nginx-module-vts shows a key from its first one; a
+    /// configured key exists from the worker's start).
+    pub fn counted(&self) -> bool {
+        self.requests > 0 || self.upstream_count > 0 || self.seen_ms > 0
     }
 
     /// Adds another key's totals (the sum entry): every counter, the status codes slot by
@@ -76,17 +86,27 @@ impl Counters {
     /// Adds one shard's slot. `epoch_ms`: unix milliseconds of the zone's creation, which the
     /// queue's times count from.
     fn add_slot(&mut self, slot: &[AtomicU64], spec: &SlotSpec, epoch_ms: u64) {
+        let queue = if spec.queue {
+            slot.get(spec.queue_at()..spec.queue_at() + QUEUE_WORDS)
+        } else {
+            None
+        };
+        if let Some(seen) = queue.map(|q| q[QUEUE_SEEN].load(Relaxed)).filter(|&s| s != 0) {
+            self.seen_ms = self.seen_ms.max(epoch_ms + seen - 1);
+        }
         if slot[word::REQUESTS].load(Relaxed) == 0 && slot[word::UPSTREAM_COUNT].load(Relaxed) == 0 {
             return;
         }
-        if spec.queue {
-            if let Some(q) = slot.get(spec.queue_at()..spec.queue_at() + QUEUE_WORDS) {
-                let n = q[0].load(Acquire) as usize;
-                for e in &q[1..1 + n.min(QUEUE_RING)] {
+        if let Some(q) = queue {
+            {
+                let n = q[QUEUE_COUNT].load(Acquire) as usize;
+                for e in &q[QUEUE_FIRST..QUEUE_FIRST + n.min(QUEUE_RING)] {
                     let e = e.load(Acquire);
                     let at = e >> QUEUE_MS_BITS;
                     if at != 0 {
-                        self.queue.push((epoch_ms + at - 1, e & QUEUE_MS_MAX));
+                        let t = epoch_ms + at - 1;
+                        self.seen_ms = self.seen_ms.max(t);
+                        self.queue.push((t, e & QUEUE_MS_MAX));
                     }
                 }
             }

@@ -27,6 +27,9 @@ pub enum What {
     PassedOn,
     /// Only the upstream response time (an ignored status, `ignore_status`).
     ResponseOnly,
+    /// Nothing but that the key saw a sample (an ignored status in a zone with time queues:
+    /// nginx-module-vts shows such a key, with zeros).
+    Seen,
 }
 
 /// One observation. Times are in milliseconds, the resolution nginx measures them in.
@@ -40,8 +43,8 @@ pub struct Sample {
     /// Upstream response time, when nginx knows it (upstream peers only).
     pub upstream_ms: Option<u64>,
     pub what: What,
-    /// When the sample happened, for the time queue: milliseconds since the zone was created,
-    /// plus one; 0 pushes nothing.
+    /// When the sample happened, for the time queue and the key's last-seen time:
+    /// milliseconds since the zone was created, plus one; 0 pushes nothing.
     pub queued_at: u64,
     /// The status-code word (0 `other`, i the i-th measured code), when codes are measured.
     pub code: Option<u16>,

@@ -147,7 +147,16 @@ fn add_owned(slot: &[AtomicU64], s: &Sample, upstream: bool, bounds: &[u64], spe
     fn inc(a: &AtomicU64, d: u64) {
         a.store(a.load(Relaxed).wrapping_add(d), Release);
     }
-    if s.what != What::ResponseOnly {
+    let queue = if s.queued_at != 0 && spec.queue {
+        slot.get(spec.queue_at()..spec.queue_at() + QUEUE_WORDS)
+    } else {
+        None
+    };
+    // A counted request's time is in the queue; the seen word is for the others.
+    if let Some(q) = queue.filter(|_| s.what != What::Full) {
+        q[QUEUE_SEEN].store(s.queued_at, Relaxed);
+    }
+    if matches!(s.what, What::Full | What::PassedOn) {
         let requests = slot[word::REQUESTS].load(Relaxed);
         slot[word::REQUESTS].store(requests.wrapping_add(1), Relaxed);
     }
@@ -158,7 +167,7 @@ fn add_owned(slot: &[AtomicU64], s: &Sample, upstream: bool, bounds: &[u64], spe
     match s.what {
         What::Full => {}
         What::PassedOn => return inc(&slot[word::STATUS + status_class(s.status)], 1),
-        What::ResponseOnly => return,
+        What::ResponseOnly | What::Seen => return,
     }
     if let Some(c) = s.code {
         if let Some(w) = slot
@@ -168,14 +177,12 @@ fn add_owned(slot: &[AtomicU64], s: &Sample, upstream: bool, bounds: &[u64], spe
             inc(w, 1);
         }
     }
-    if s.queued_at != 0 && spec.queue {
+    if let Some(q) = queue {
         // The ring entry first, the count after: a scrape reads the count (Acquire) and then
         // at most that many entries, each complete (one word).
-        if let Some(q) = slot.get(spec.queue_at()..spec.queue_at() + QUEUE_WORDS) {
-            let n = q[0].load(Relaxed);
-            q[1 + (n % QUEUE_RING as u64) as usize].store(queue_entry(s), Release);
-            q[0].store(n.wrapping_add(1), Release);
-        }
+        let n = q[QUEUE_COUNT].load(Relaxed);
+        q[QUEUE_FIRST + ring_index(n)].store(queue_entry(s), Release);
+        q[QUEUE_COUNT].store(n.wrapping_add(1), Release);
     }
     inc(&slot[word::BYTES_IN], s.bytes_in);
     inc(&slot[word::BYTES_OUT], s.bytes_out);
@@ -202,6 +209,12 @@ fn add_owned(slot: &[AtomicU64], s: &Sample, upstream: bool, bounds: &[u64], spe
     }
 }
 
+/// The ring entry of the `n`-th push.
+#[inline(always)]
+fn ring_index(n: u64) -> usize {
+    (n % QUEUE_RING as u64) as usize
+}
+
 /// A time queue entry: when (milliseconds since the zone was created, plus one) and how long.
 #[inline]
 pub fn queue_entry(s: &Sample) -> u64 {
@@ -211,7 +224,15 @@ pub fn queue_entry(s: &Sample) -> u64 {
 /// The shared shard's add: atomic read-modify-writes, since several processes write it; the
 /// same order as the owner's add.
 fn add_shared(slot: &[AtomicU64], s: &Sample, upstream: bool, bounds: &[u64], spec: &SlotSpec) {
-    if s.what != What::ResponseOnly {
+    let queue = if s.queued_at != 0 && spec.queue {
+        slot.get(spec.queue_at()..spec.queue_at() + QUEUE_WORDS)
+    } else {
+        None
+    };
+    if let Some(q) = queue.filter(|_| s.what != What::Full) {
+        q[QUEUE_SEEN].fetch_max(s.queued_at, Relaxed);
+    }
+    if matches!(s.what, What::Full | What::PassedOn) {
         slot[word::REQUESTS].fetch_add(1, Relaxed);
     }
     if let Some(u) = s.upstream_ms {
@@ -224,7 +245,7 @@ fn add_shared(slot: &[AtomicU64], s: &Sample, upstream: bool, bounds: &[u64], sp
             slot[word::STATUS + status_class(s.status)].fetch_add(1, Release);
             return;
         }
-        What::ResponseOnly => return,
+        What::ResponseOnly | What::Seen => return,
     }
     if let Some(c) = s.code {
         if let Some(w) = slot
@@ -234,12 +255,10 @@ fn add_shared(slot: &[AtomicU64], s: &Sample, upstream: bool, bounds: &[u64], sp
             w.fetch_add(1, Release);
         }
     }
-    if s.queued_at != 0 && spec.queue {
+    if let Some(q) = queue {
         // Writers race here: each takes its own ring entry by the count's old value.
-        if let Some(q) = slot.get(spec.queue_at()..spec.queue_at() + QUEUE_WORDS) {
-            let n = q[0].fetch_add(1, AcqRel);
-            q[1 + (n % QUEUE_RING as u64) as usize].store(queue_entry(s), Release);
-        }
+        let n = q[QUEUE_COUNT].fetch_add(1, AcqRel);
+        q[QUEUE_FIRST + ring_index(n)].store(queue_entry(s), Release);
     }
     slot[word::BYTES_IN].fetch_add(s.bytes_in, Release);
     slot[word::BYTES_OUT].fetch_add(s.bytes_out, Release);

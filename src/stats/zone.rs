@@ -195,7 +195,7 @@ impl Zone {
     }
 
     /// The slot words of `key` in `shard`, if its chunk exists.
-    #[inline]
+    #[inline(always)]
     pub fn slot(&self, shard: usize, key: usize) -> Option<&[AtomicU64]> {
         let chunk = self.chunk_table(shard).get(key / SLOTS_PER_CHUNK)?.load(Acquire) as usize;
         if chunk == 0 {
