@@ -85,7 +85,7 @@ struct Run {
 /// Runs the workload on a region of `region` bytes; `None` if anything overflowed.
 fn run(w: &Workload, p: &Plan, region_len: usize, scrape_reps: usize) -> Option<Run> {
     let mut region = HeapRegion::new(region_len);
-    let zone = unsafe { Zone::create(region.base(), region_len, w.buckets, 5, 1_700_000_000) }.ok()?;
+    let zone = unsafe { Zone::create(region.base(), region_len, w.spec(), 5, 1_700_000_000) }.ok()?;
     let lock = Mutex::new(());
     let keys = names(w);
     let mut ids = Vec::with_capacity(keys.len());
@@ -105,6 +105,8 @@ fn run(w: &Workload, p: &Plan, region_len: usize, scrape_reps: usize) -> Option<
                 bytes_out: 1000 + x * 13 % 100_000,
                 time_ms: x % 3000,
                 upstream_ms: (kind == Kind::UpstreamPeer).then_some(x % 2000),
+                code: (w.codes > 0).then(|| (x % w.codes as u64) as u16),
+                queued_at: 1 + x,
                 ..Default::default()
             };
             let (overflow, up) = match kind {
@@ -112,6 +114,13 @@ fn run(w: &Workload, p: &Plan, region_len: usize, scrape_reps: usize) -> Option<
                 _ => (OVERFLOW_SERVER, false),
             };
             if wr.record(&lock, id, overflow, up, &sample, &bounds_us) != Recorded::Ok {
+                return None;
+            }
+            // With time queues a peer's response times go to the slot after its own.
+            if w.queue
+                && kind == Kind::UpstreamPeer
+                && wr.record(&lock, id + 1, OVERFLOW_UPSTREAM + 1, false, &sample, &bounds_us) != Recorded::Ok
+            {
                 return None;
             }
         }
@@ -224,9 +233,14 @@ fn print_plan(w: &Workload) -> Result<(), String> {
         "  zone   >= {} B (nginx slab pool: header, page descriptors, page alignment)",
         p.zone_min
     );
+    let directive = if w.queue {
+        format!("vhost_traffic_status_zone shared:NAME:{}", size_str(p.zone))
+    } else {
+        format!("vts_zone NAME {}", size_str(p.zone))
+    };
     println!(
-        "  recommended: vts_zone NAME {};   ({} B; region {} B; {:.0} B per key per shard)",
-        size_str(p.zone),
+        "  recommended: {};   ({} B; region {} B; {:.0} B per key per shard)",
+        directive,
         p.zone,
         p.region,
         p.bytes_per_key_per_shard()
@@ -315,12 +329,20 @@ fn parse(args: &[String]) -> Result<Option<Workload>, String> {
             "--other" => &mut w.other,
             "--buckets" => &mut w.buckets,
             "--name-len" => &mut w.name_len,
+            "--codes" => &mut w.codes,
+            "--queue" => {
+                // A `vhost_traffic_status_zone`: time queues (0 or 1).
+                let v = it.next().ok_or("--queue needs 0 or 1")?;
+                w.queue = v == "1";
+                any = true;
+                continue;
+            }
             // What cargo passes to every bench binary.
             "--bench" => continue,
             "-h" | "--help" => {
                 return Err(
                     "usage: cargo bench --bench capacity -- --workers N --servers N --peers N \
-                     --other N --buckets N --name-len N [--generations N]"
+                     --other N --buckets N --name-len N [--generations N] [--codes N] [--queue 0|1]"
                         .into(),
                 )
             }

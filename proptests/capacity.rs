@@ -61,7 +61,7 @@ enum Outcome {
 /// otherwise register all keys first.
 fn run(w: &Workload, keys: &[(Kind, Vec<u8>)], len: usize, interleave: bool) -> Outcome {
     let mut region = HeapRegion::new(len);
-    let zone = match unsafe { Zone::create(region.base(), len, w.buckets, 7, 0) } {
+    let zone = match unsafe { Zone::create(region.base(), len, w.spec(), 7, 0) } {
         Ok(z) => z,
         Err(GeometryError::TooSmall { .. }) => return Outcome::TooSmall,
         Err(e) => panic!("{e:?}"),
@@ -77,6 +77,9 @@ fn run(w: &Workload, keys: &[(Kind, Vec<u8>)], len: usize, interleave: bool) -> 
         bytes_out: 1000,
         time_ms: 3,
         upstream_ms: Some(2),
+        // Writes a status-code word and a queue entry where the zone has them.
+        code: Some(0),
+        queued_at: 1,
         ..Default::default()
     };
     let mut ids = Vec::with_capacity(keys.len());
@@ -85,9 +88,14 @@ fn run(w: &Workload, keys: &[(Kind, Vec<u8>)], len: usize, interleave: bool) -> 
             Kind::UpstreamPeer => (OVERFLOW_UPSTREAM, true),
             _ => (OVERFLOW_SERVER, false),
         };
-        writers
-            .iter()
-            .all(|wr| wr.record(&lock, id, overflow, up, &sample, &bounds) == Recorded::Ok)
+        // With time queues a peer's response times go to the slot after its own.
+        let times = w.queue && kind == Kind::UpstreamPeer;
+        writers.iter().all(|wr| {
+            wr.record(&lock, id, overflow, up, &sample, &bounds) == Recorded::Ok
+                && (!times
+                    || wr.record(&lock, id + 1, OVERFLOW_UPSTREAM + 1, false, &sample, &bounds)
+                        == Recorded::Ok)
+        })
     };
     for (kind, name) in keys {
         let Some(id) = zone.key(&lock, *kind, name) else {
@@ -126,9 +134,21 @@ fn workload() -> impl Strategy<Value = (Workload, usize, bool)> {
         0usize..=32,
         0usize..=16,
         any::<bool>(),
+        (0usize..=12, any::<bool>()),
     )
         .prop_map(
-            |(workers, generations, servers, peers, other, name_len, buckets, spread, inter)| {
+            |(
+                workers,
+                generations,
+                servers,
+                peers,
+                other,
+                name_len,
+                buckets,
+                spread,
+                inter,
+                (codes, queue),
+            )| {
                 let w = Workload {
                     workers,
                     generations,
@@ -137,8 +157,8 @@ fn workload() -> impl Strategy<Value = (Workload, usize, bool)> {
                     other,
                     name_len,
                     buckets,
-                    codes: 0,
-                    queue: false,
+                    codes,
+                    queue,
                 };
                 (w, spread, inter)
             },
