@@ -437,6 +437,7 @@ fn snapshot(c: &Case) -> Snapshot {
             kind,
             name: n.to_vec(),
             counters,
+            tag: 0,
         });
     }
     // Interleaved kinds, registration order unrelated to name order.
@@ -445,6 +446,7 @@ fn snapshot(c: &Case) -> Snapshot {
             kind: Kind::Server,
             name: s.clone(),
             counters: counters(i as u64, c.seed, nb, false),
+            tag: 0,
         });
     }
     for (i, (g, s)) in c.peers.iter().enumerate() {
@@ -452,6 +454,7 @@ fn snapshot(c: &Case) -> Snapshot {
             kind: Kind::UpstreamPeer,
             name: upstream_key(g, s),
             counters: counters(100 + i as u64, c.seed ^ 0x5555, nb, true),
+            tag: 0,
         });
     }
     Snapshot {
@@ -826,16 +829,19 @@ fn a_server_named_overflow_is_not_the_overflow_zone() {
                 kind: Kind::Overflow,
                 name: b"server".to_vec(),
                 counters: overflow,
+                tag: 0,
             },
             Entry {
                 kind: Kind::Overflow,
                 name: b"upstream".to_vec(),
                 counters: Counters::new(0),
+                tag: 0,
             },
             Entry {
                 kind: Kind::Server,
                 name: b"::overflow".to_vec(),
                 counters: named,
+                tag: 0,
             },
         ],
         used_bytes: 0,

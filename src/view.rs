@@ -111,9 +111,14 @@ pub struct Display {
     /// The JSONP callback name, verbatim.
     pub jsonp: Vec<u8>,
     pub codes: StatusCodes,
-    /// Histogram upper bounds in seconds, as configured, and in microseconds (as counted).
+    /// Histogram upper bounds in seconds, as configured, and in microseconds (as counted):
+    /// the zone's, ascending; an entry's `buckets` count its samples per bound.
     pub bucket_seconds: Vec<f64>,
     pub bucket_us: Vec<u64>,
+    /// `vhost_traffic_status_histogram_buckets` lists (milliseconds, configuration order),
+    /// by entry tag: an entry shows the list of where it was registered. Empty: every entry
+    /// shows the zone's bounds.
+    pub bucket_lists_ms: Vec<Vec<u64>>,
     /// The zone keeps time queues (a `vhost_traffic_status_zone`). Without them (a `vts_zone`)
     /// the JSON shows 63 zero samples and `requestMsec` is the mean since the zone started.
     pub queues: bool,
@@ -129,8 +134,32 @@ impl Default for Display {
             codes: StatusCodes::Off,
             bucket_seconds: Vec::new(),
             bucket_us: Vec::new(),
+            bucket_lists_ms: Vec::new(),
             queues: true,
         }
+    }
+}
+
+impl Display {
+    /// The histogram an entry registered with `tag` shows: (bound in microseconds, samples at
+    /// or below it), bounds in its list's order. `per_bucket` are the entry's counts per bound
+    /// of the zone ([`Display::bucket_us`], the union of every list).
+    pub fn histogram(&self, tag: u32, per_bucket: &[u64]) -> Vec<(u64, u64)> {
+        let at_or_below = |bound_us: u64| {
+            self.bucket_us
+                .iter()
+                .zip(per_bucket)
+                .take_while(|(&b, _)| b <= bound_us)
+                .fold(0u64, |n, (_, &c)| n.wrapping_add(c))
+        };
+        let bounds: Vec<u64> = if self.bucket_lists_ms.is_empty() {
+            self.bucket_us.clone()
+        } else {
+            self.bucket_lists_ms
+                .get(tag as usize)
+                .map_or_else(Vec::new, |l| l.iter().map(|ms| ms.saturating_mul(1000)).collect())
+        };
+        bounds.into_iter().map(|b| (b, at_or_below(b))).collect()
     }
 }
 
@@ -243,6 +272,29 @@ mod tests {
         assert_eq!(m.first(), Some(&(39, 119)));
         assert_eq!(m.last(), Some(&(101, 150)));
         assert!(m.windows(2).all(|w| w[0].0 <= w[1].0));
+    }
+
+    #[test]
+    fn each_list_of_bounds_from_the_zones_counts() {
+        let d = Display {
+            // The union of [50, 5] and [500]: counts per bound below.
+            bucket_us: vec![5_000, 50_000, 500_000],
+            bucket_lists_ms: vec![vec![50, 5], vec![], vec![500]],
+            ..Display::default()
+        };
+        let per_bucket = [3, 2, 1];
+        assert_eq!(d.histogram(0, &per_bucket), [(50_000, 5), (5_000, 3)]);
+        assert_eq!(d.histogram(1, &per_bucket), []);
+        assert_eq!(d.histogram(2, &per_bucket), [(500_000, 6)]);
+        assert_eq!(d.histogram(9, &per_bucket), []);
+        let zone = Display {
+            bucket_lists_ms: Vec::new(),
+            ..d
+        };
+        assert_eq!(
+            zone.histogram(0, &per_bucket),
+            [(5_000, 3), (50_000, 5), (500_000, 6)]
+        );
     }
 
     #[test]

@@ -1324,29 +1324,11 @@ server {{
     );
 
     let u = d.zone("unsorted.test");
-    if std::env::var_os("NGX_VTS_MODULE").is_some() {
-        // The C module: each zone keeps the bounds of the location that created it, in their
-        // configuration order.
-        assert_eq!(
-            u["requestBuckets"],
-            serde_json::json!({"msecs": [500, 5, 1250], "counters": [3, 3, 3]}),
-            "bounds keep their order; every bound >= 0 ms counts"
-        );
-    } else {
-        // ngx_vts (README, Limits): one histogram layout per zone, the http-level list; the
-        // server's own list is warned about at start and not used.
-        assert_eq!(
-            u["requestBuckets"],
-            serde_json::json!({"msecs": [5, 50, 500], "counters": [3, 3, 3]}),
-            "the zone's bounds; every bound >= 0 ms counts"
-        );
-        assert!(
-            nginx
-                .error_log()
-                .contains("ngx_vts keeps one histogram layout per zone"),
-            "the unused list is warned about"
-        );
-    }
+    assert_eq!(
+        u["requestBuckets"],
+        serde_json::json!({"msecs": [500, 5, 1250], "counters": [3, 3, 3]}),
+        "bounds keep their order; every bound >= 0 ms counts"
+    );
 
     let pv = d.peer("::nogroups", &addr(slow.port));
     assert_eq!(num(pv, "/requestCounter"), 2);

@@ -95,8 +95,11 @@ pub struct MainConf {
     pub buckets: Option<Buckets>,
     /// The directive that set `buckets` at the http level.
     pub buckets_by: Option<&'static str>,
-    /// `vhost_traffic_status_histogram_buckets` lists of server and location blocks, in ms.
-    pub inner_buckets: Vec<Vec<u64>>,
+    /// `vhost_traffic_status_histogram_buckets` lists in milliseconds, in configuration order:
+    /// the http block's first (empty without one), then those of server and location blocks.
+    /// A key shows the list of where it was registered (its tag); the zone counts in the
+    /// union of them all, from which every list's cumulative counts follow.
+    pub bucket_lists: Vec<Vec<u64>>,
     /// `vhost_traffic_status_measure_status_codes`.
     pub codes: StatusCodes,
     /// Unix milliseconds when this configuration was read (`loadMsec`).
@@ -116,7 +119,7 @@ impl Default for MainConf {
             upstream_stats_by: None,
             buckets: None,
             buckets_by: None,
-            inner_buckets: Vec::new(),
+            bucket_lists: vec![Vec::new()],
             codes: StatusCodes::Off,
             load_msec: 0,
             status_locations: 0,
@@ -203,6 +206,8 @@ pub struct LocConf {
     pub avg_period: ngx_msec_t,
     /// `vhost_traffic_status_ignore_status`: bit `c` set ignores status class `c` (0 = 1xx).
     pub ignore: Option<u8>,
+    /// The index in `MainConf::bucket_lists` of this level's histogram bounds (inherited).
+    pub buckets_list: Option<u32>,
     /// After the merge: whether requests that end here are counted, and the classes they
     /// ignore (0: none), read by the request path.
     pub counted: bool,
@@ -223,6 +228,7 @@ impl Default for LocConf {
             avg_method: None,
             avg_period: NGX_CONF_UNSET_MSEC,
             ignore: None,
+            buckets_list: None,
             counted: true,
             ignore_mask: 0,
         }
@@ -291,6 +297,9 @@ impl Merge for LocConf {
         }
         if self.ignore.is_none() {
             self.ignore = prev.ignore;
+        }
+        if self.buckets_list.is_none() {
+            self.buckets_list = prev.buckets_list;
         }
         self.counted = self.counts();
         self.ignore_mask = self.ignore.unwrap_or(0);
@@ -736,12 +745,14 @@ pub extern "C" fn cmd_vozlt(cf: *mut ngx_conf_t, _cmd: *mut ngx_command_t, conf:
                         }
                         // A later list at one level replaces the earlier one.
                         _ => {
-                            mcf.buckets = Some(Buckets::from_ms(&ms));
+                            mcf.bucket_lists[0] = ms;
                             mcf.buckets_by = Some("vhost_traffic_status_histogram_buckets");
                         }
                     }
                 } else {
-                    mcf.inner_buckets.push(ms);
+                    // (A later list at one level replaces the earlier one: its index wins.)
+                    lcf().buckets_list = Some(mcf.bucket_lists.len() as u32);
+                    mcf.bucket_lists.push(ms);
                 }
             }
             b"vhost_traffic_status_measure_status_codes" => {
@@ -771,27 +782,25 @@ pub unsafe extern "C" fn init_main_conf(cf: *mut ngx_conf_t, conf: *mut c_void) 
             mcf.upstream_stats = vozlt as ngx_flag_t;
         }
         if mcf.buckets.is_none() {
-            // One histogram layout per zone: without an http-level list, the first list of a
-            // server or location serves the zone; any other list is not used.
-            if let Some(first) = mcf.inner_buckets.first() {
-                mcf.buckets = Some(Buckets::from_ms(first));
-            } else if vozlt {
-                mcf.buckets = Some(Buckets::from_seconds(&[]));
+            // nginx-module-vts's lists: the zone counts in their union (each list's cumulative
+            // counts follow from it); without any, no histogram.
+            let mut union: Vec<u64> = mcf.bucket_lists.iter().flatten().copied().collect();
+            union.sort_unstable();
+            union.dedup();
+            if union.len() > MAX_BUCKETS {
+                ngx_conf_log_error!(
+                    NGX_LOG_WARN,
+                    cf,
+                    "vhost_traffic_status_histogram_buckets: the lists have {} different bounds together, ngx_vts counts the {} smallest (a bound above them counts as +Inf)",
+                    union.len(),
+                    MAX_BUCKETS
+                );
+            }
+            if !union.is_empty() || vozlt {
+                mcf.buckets = Some(Buckets::from_ms(&union));
             } else {
                 mcf.buckets = Some(Buckets::from_seconds(&DEFAULT_BUCKETS));
             }
-        }
-        let zone_us: Vec<u64> = mcf.buckets().to_vec();
-        if mcf
-            .inner_buckets
-            .iter()
-            .any(|l| Buckets::from_ms(l).micros.as_slice() != zone_us.as_slice())
-        {
-            ngx_conf_log_error!(
-                NGX_LOG_WARN,
-                cf,
-                "vhost_traffic_status_histogram_buckets: ngx_vts keeps one histogram layout per zone, the http-level one (or the first one given); other lists are not used"
-            );
         }
         let now = &*ngx_cached_time;
         mcf.load_msec = now.sec as u64 * 1000 + now.msec as u64;

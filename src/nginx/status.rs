@@ -371,6 +371,9 @@ fn view(w: &Worker, rr: &ngx_http_request_t, snapshot: crate::stats::Snapshot) -
         display.codes = m.codes.clone();
         display.bucket_seconds = m.bucket_seconds().to_vec();
         display.bucket_us = m.buckets().to_vec();
+        if m.bucket_lists.iter().any(|l| !l.is_empty()) {
+            display.bucket_lists_ms.clone_from(&m.bucket_lists);
+        }
         display.queues = w.vozlt;
         load_msec = m.load_msec;
     }

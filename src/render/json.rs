@@ -145,21 +145,14 @@ fn queue(out: &mut Vec<u8>, key: &[u8], q: Option<&[(u64, u64)]>) {
 }
 
 /// A histogram as `"<key>":{"msecs":[...],"counters":[...]}`: bounds in whole milliseconds,
-/// counts cumulative (vozlt's buckets count every sample at or below their bound; ours count
-/// each sample once, in its own bucket). Without bounds, two empty arrays.
-fn buckets(out: &mut Vec<u8>, key: &[u8], bounds_us: &[u64], per_bucket: &[u64]) {
+/// counts cumulative (vozlt's buckets count every sample at or below their bound), as
+/// [`crate::view::Display::histogram`] gives them. Without bounds, two empty arrays.
+fn buckets(out: &mut Vec<u8>, key: &[u8], histogram: &[(u64, u64)]) {
     out.extend_from_slice(key);
     out.extend_from_slice(b"{\"msecs\":");
-    array(out, bounds_us.iter().map(|us| us / 1000));
+    array(out, histogram.iter().map(|&(us, _)| us / 1000));
     out.extend_from_slice(b",\"counters\":");
-    let mut cumulative = 0u64;
-    array(
-        out,
-        (0..bounds_us.len()).map(|i| {
-            cumulative = cumulative.wrapping_add(per_bucket.get(i).copied().unwrap_or(0));
-            cumulative
-        }),
-    );
+    array(out, histogram.iter().map(|&(_, n)| n));
     out.push(b'}');
 }
 
@@ -260,7 +253,8 @@ pub fn main_fields(out: &mut Vec<u8>, view: &View) {
 
 /// A server object (a serverZones member, the sum entry, later a filterZones member): `{...}`
 /// without its key. `histogram` false prints empty buckets, as vozlt's sum entry always does.
-pub fn server_object(out: &mut Vec<u8>, c: &Counters, s: &Settings, histogram: bool) {
+/// `tag` is the key's (which histogram bounds it shows).
+pub fn server_object(out: &mut Vec<u8>, c: &Counters, tag: u32, s: &Settings, histogram: bool) {
     let d = s.display;
     field(out, b"{\"requestCounter\":", c.requests);
     field(out, b",\"inBytes\":", c.bytes_in);
@@ -276,8 +270,12 @@ pub fn server_object(out: &mut Vec<u8>, c: &Counters, s: &Settings, histogram: b
         s.average(&c.queue, c.time_sum_ms, c.requests),
     );
     queue(out, b",\"requestMsecs\":", Some(&c.queue));
-    let bounds: &[u64] = if histogram { &d.bucket_us } else { &[] };
-    buckets(out, b",\"requestBuckets\":", bounds, &c.buckets);
+    let h = if histogram {
+        d.histogram(tag, &c.buckets)
+    } else {
+        Vec::new()
+    };
+    buckets(out, b",\"requestBuckets\":", &h);
     out.extend_from_slice(SERVER_OVER_COUNTS);
 }
 
@@ -288,12 +286,13 @@ pub fn server_object(out: &mut Vec<u8>, c: &Counters, s: &Settings, histogram: b
 pub fn peer_object(
     out: &mut Vec<u8>,
     server: Name,
-    counters: Option<&Counters>,
+    counters: Option<(&Counters, u32)>,
     state: Option<&PeerState>,
     s: &Settings,
 ) {
     let zero = Counters::default();
-    let c = counters.unwrap_or(&zero);
+    let (c, tag) = counters.unwrap_or((&zero, 0));
+    let counters = counters.map(|(c, _)| c);
     let d = s.display;
     out.extend_from_slice(b"{\"server\":");
     server.write(out);
@@ -310,8 +309,15 @@ pub fn peer_object(
         s.average(&c.queue, c.time_sum_ms, c.requests),
     );
     queue(out, b",\"requestMsecs\":", counters.map(|c| &c.queue[..]));
-    let bounds: &[u64] = if counters.is_some() { &d.bucket_us } else { &[] };
-    buckets(out, b",\"requestBuckets\":", bounds, &c.buckets);
+    // (The response histogram shows the same bounds, as in the C module.)
+    let (request_h, response_h) = match counters {
+        Some(c) => (
+            d.histogram(tag, &c.buckets),
+            d.histogram(tag, &c.response_buckets),
+        ),
+        None => (Vec::new(), Vec::new()),
+    };
+    buckets(out, b",\"requestBuckets\":", &request_h);
     field(out, b",\"responseMsecCounter\":", c.upstream_sum_ms);
     field(
         out,
@@ -323,7 +329,7 @@ pub fn peer_object(
         b",\"responseMsecs\":",
         counters.map(|c| &c.response_queue[..]),
     );
-    buckets(out, b",\"responseBuckets\":", bounds, &c.response_buckets);
+    buckets(out, b",\"responseBuckets\":", &response_h);
     let (weight, max_fails, fail_timeout, backup, down) = state.map_or((0, 0, 0, false, false), |p| {
         (p.weight, p.max_fails, p.fail_timeout_s, p.backup, p.down)
     });
@@ -499,19 +505,20 @@ impl JsonScrape {
                 let e = &view.snapshot.entries[entry];
                 Name::Configured(&e.name).write(out);
                 out.push(b':');
-                server_object(out, &e.counters, &s, true);
+                server_object(out, &e.counters, e.tag, &s, true);
             }
             Step::ServerOverflow { entry, first } => {
                 comma(out, first);
                 Name::Reserved(OVERFLOW).write(out);
                 out.push(b':');
-                server_object(out, &view.snapshot.entries[entry].counters, &s, true);
+                let e = &view.snapshot.entries[entry];
+                server_object(out, &e.counters, e.tag, &s, true);
             }
             Step::Sum { first } => {
                 comma(out, first);
                 Name::Configured(&view.display.sum_key).write(out);
                 out.push(b':');
-                server_object(out, &server_sum(view), &s, false);
+                server_object(out, &server_sum(view), 0, &s, false);
                 out.push(b'}');
             }
             Step::UpstreamHead => out.extend_from_slice(b",\"upstreamZones\":{"),
@@ -540,7 +547,7 @@ impl JsonScrape {
                     Name::or_reserved(peer, NONE)
                 };
                 let state = if row.stateless { None } else { state };
-                peer_object(out, server, entry.map(|e| &e.counters), state, &s);
+                peer_object(out, server, entry.map(|e| (&e.counters, e.tag)), state, &s);
             }
             Step::GroupEnd => out.push(b']'),
             Step::UpstreamEnd => out.push(b'}'),
@@ -802,6 +809,8 @@ mod tests {
             kind,
             name: name.to_vec(),
             counters,
+
+            ..Default::default()
         }
     }
 
@@ -1514,7 +1523,7 @@ mod tests {
 
     fn object(c: &Counters, display: &Display, now_msec: u64) -> String {
         let mut out = Vec::new();
-        server_object(&mut out, c, &Settings { display, now_msec }, true);
+        server_object(&mut out, c, 0, &Settings { display, now_msec }, true);
         String::from_utf8(out).unwrap()
     }
 
@@ -1600,11 +1609,23 @@ mod tests {
     #[test]
     fn histogram_counters_are_cumulative() {
         let mut out = Vec::new();
-        buckets(&mut out, b"", &[5_000, 10_000, 1_000_000, 2_500], &[3, 0, 2]);
-        // Microsecond bounds in whole ms; a missing per-bucket count is 0.
-        assert_eq!(out, br#"{"msecs":[5,10,1000,2],"counters":[3,3,5,5]}"#);
+        let zone = Display {
+            bucket_us: vec![5_000, 10_000, 1_000_000],
+            ..Display::default()
+        };
+        buckets(&mut out, b"", &zone.histogram(0, &[3, 0, 2]));
+        // Microsecond bounds in whole ms, counts cumulative.
+        assert_eq!(out, br#"{"msecs":[5,10,1000],"counters":[3,3,5]}"#);
+        // A key's own list, in its configured order, counted from the zone's bounds.
+        let lists = Display {
+            bucket_lists_ms: vec![vec![1000, 5], vec![]],
+            ..zone
+        };
         out.clear();
-        buckets(&mut out, b"", &[], &[1, 2]);
+        buckets(&mut out, b"", &lists.histogram(0, &[3, 0, 2]));
+        assert_eq!(out, br#"{"msecs":[1000,5],"counters":[5,3]}"#);
+        out.clear();
+        buckets(&mut out, b"", &lists.histogram(1, &[3, 0, 2]));
         assert_eq!(out, br#"{"msecs":[],"counters":[]}"#);
     }
 

@@ -253,7 +253,6 @@ pub struct VozltScrape {
     /// Empty when upstream statistics are off or no peer has a key yet (no section 4).
     upstream_rows: Vec<Row>,
     /// The rendered `le="..."` labels of the finite bounds.
-    les: Vec<Vec<u8>>,
     cursor: Cursor,
     started: bool,
     done: bool,
@@ -322,24 +321,12 @@ impl VozltScrape {
             }
         }
 
-        let les = view
-            .display
-            .bucket_us
-            .iter()
-            .map(|&us| {
-                let mut l = b"le=\"".to_vec();
-                push_bound(&mut l, us);
-                l.push(b'"');
-                l
-            })
-            .collect();
         VozltScrape {
             sum: view.server_sum(),
             view,
             format,
             server_rows,
             upstream_rows,
-            les,
             cursor: Cursor::default(),
             started: false,
             done: false,
@@ -468,12 +455,17 @@ impl VozltScrape {
             Cell::ResponseSeconds => sample(out, name, l, b"", Value::Ms(self.average_ms(c, true))),
             Cell::RequestDuration => {
                 // The sum entry never has a histogram (as in the C module).
-                if row.src != Src::Sum {
-                    self.histogram(out, name, l, &c.buckets, c.time_sum_ms, c.requests);
+                if let Src::Entry(i) = row.src {
+                    let tag = self.view.snapshot.entries[i].tag;
+                    self.histogram(out, name, l, tag, &c.buckets, c.time_sum_ms, c.requests);
                 }
             }
             Cell::ResponseDuration => {
-                self.histogram(out, name, l, &c.response_buckets, c.upstream_sum_ms, c.requests)
+                if let Src::Entry(i) = row.src {
+                    let tag = self.view.snapshot.entries[i].tag;
+                    let per_bucket = &c.response_buckets;
+                    self.histogram(out, name, l, tag, per_bucket, c.upstream_sum_ms, c.requests)
+                }
             }
             Cell::Cache => {
                 // Cache statistics are not counted yet (a later issue): the C module writes
@@ -519,29 +511,37 @@ impl VozltScrape {
         }
     }
 
-    /// One histogram series: cumulative finite buckets, `+Inf` and `_count` the requests,
-    /// `_sum` the time counter. Nothing without configured bounds.
+    /// One histogram series: cumulative finite buckets (the bounds of the key's list, in
+    /// ascending order as the format wants them), `+Inf` and `_count` the requests, `_sum` the
+    /// time counter. Nothing without bounds.
+    #[allow(clippy::too_many_arguments)]
     fn histogram(
         &self,
         out: &mut Vec<u8>,
         name: &str,
         l: &[u8],
+        tag: u32,
         per_bucket: &[u64],
         sum_ms: u64,
         requests: u64,
     ) {
-        if self.les.is_empty() {
+        let mut h = self.view.display.histogram(tag, per_bucket);
+        if h.is_empty() {
             return;
         }
-        let mut cumulative = 0u64;
-        for (i, le) in self.les.iter().enumerate() {
-            // Per-bucket counts of ascending bounds (see stats::shard): a running sum.
-            cumulative = cumulative.wrapping_add(per_bucket.get(i).copied().unwrap_or(0));
-            suffixed(out, name, "_bucket", l, le, Value::Int(cumulative));
+        h.sort_unstable();
+        h.dedup_by_key(|&mut (bound, _)| bound);
+        let mut le = Vec::with_capacity(24);
+        for &(bound, n) in &h {
+            le.clear();
+            le.extend_from_slice(b"le=\"");
+            push_bound(&mut le, bound);
+            le.push(b'"');
+            suffixed(out, name, "_bucket", l, &le, Value::Int(n));
         }
         // The C module writes the request counter; a histogram whose buckets hold more (which
         // ours never should) would be invalid, so never less than the buckets.
-        let count = requests.max(cumulative);
+        let count = requests.max(h.last().map_or(0, |&(_, n)| n));
         suffixed(out, name, "_bucket", l, b"le=\"+Inf\"", Value::Int(count));
         suffixed(out, name, "_sum", l, b"", Value::Ms(sum_ms));
         suffixed(out, name, "_count", l, b"", Value::Int(count));
@@ -610,7 +610,7 @@ impl Renderer for VozltScrape {
             // About 1.5 KB per zone or peer and 100 bytes per bucket line: a text written in
             // slices should not regrow (and copy) itself in one of them.
             let rows = self.server_rows.len() + self.upstream_rows.len();
-            out.reserve(4096 + rows * (1536 + 200 * self.les.len()));
+            out.reserve(4096 + rows * (1536 + 200 * self.view.display.bucket_us.len()));
             self.write_main(out);
             self.started = true;
             self.skip_empty();
@@ -800,6 +800,8 @@ mod tests {
             kind,
             name: name.to_vec(),
             counters: c,
+
+            ..Default::default()
         }
     }
 

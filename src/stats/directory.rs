@@ -12,12 +12,13 @@ use super::layout::*;
 use super::zone::{Zone, ZoneLock};
 
 /// What a key counts.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[repr(u32)]
 pub enum Kind {
     /// Samples that could not get a slot of their own; the name says for which kind.
     Overflow = 1,
     /// A server block, by its first `server_name`.
+    #[default]
     Server = 2,
     /// An upstream peer: name is [`upstream_key`] of (group, peer).
     UpstreamPeer = 3,
@@ -112,6 +113,11 @@ impl Zone {
     /// Registers a key, or finds it if another process registered it first. `None` when the
     /// directory or the arena is full.
     pub fn register<L: ZoneLock>(&self, lock: &L, kind: Kind, name: &[u8]) -> Option<usize> {
+        self.register_tagged(lock, kind, name, 0)
+    }
+
+    /// [`Zone::register`], with the key's `tag` (kept from the first registration).
+    pub fn register_tagged<L: ZoneLock>(&self, lock: &L, kind: Kind, name: &[u8], tag: u32) -> Option<usize> {
         let hash = self.hash(kind, name);
         // A full directory or arena stays full (nothing is freed): say so without taking the
         // lock, so that a name that found no room never makes the request path wait for it.
@@ -144,12 +150,14 @@ impl Zone {
             e.name_off.store(off as u32, Relaxed);
             e.name_len.store(name.len() as u32, Relaxed);
             e.kind.store(kind as u32, Relaxed);
+            e.tag.store(tag, Relaxed);
             if entries == 2 {
                 let t = self.key_entry(key + 1);
                 t.hash.store(hash, Relaxed);
                 t.name_off.store(off as u32, Relaxed);
                 t.name_len.store(name.len() as u32, Relaxed);
                 t.kind.store(Kind::PeerTimes as u32, Relaxed);
+                t.tag.store(tag, Relaxed);
             }
             // The index first, the count last. A process killed in between (the master then
             // unlocks the mutex) leaves an index entry for an unpublished key: lookups skip it,
@@ -170,6 +178,11 @@ impl Zone {
             h.key_count.store((key + entries) as u32, Release);
             Some(key)
         })
+    }
+
+    /// The tag a published key was registered with.
+    pub fn tag_of(&self, key: usize) -> u32 {
+        self.key_entry(key).tag.load(Relaxed)
     }
 
     /// Published keys, in registration order.

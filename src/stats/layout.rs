@@ -100,7 +100,9 @@ pub struct KeyEntry {
     pub name_off: AtomicU32,
     pub name_len: AtomicU32,
     pub kind: AtomicU32,
-    _pad: AtomicU32,
+    /// A number the configuration gives the key when it registers it (which histogram bounds
+    /// it shows); not part of its identity.
+    pub tag: AtomicU32,
 }
 const_assert_eq!(size_of::<KeyEntry>(), 24);
 

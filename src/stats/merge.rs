@@ -160,11 +160,14 @@ fn add_words(a: &mut Vec<u64>, b: &[u64]) {
 }
 
 /// One key and its totals.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Entry {
     pub kind: Kind,
     pub name: Vec<u8>,
     pub counters: Counters,
+    /// The tag the key was registered with (its histogram bounds' list, see
+    /// [`crate::view::Display::bucket_lists_ms`]).
+    pub tag: u32,
 }
 
 /// Everything a renderer needs from the zone.
@@ -261,10 +264,11 @@ impl Zone {
         let geo = *self.geometry();
         let entries: Vec<Entry> = self
             .keys()
-            .map(|(_, kind, name)| Entry {
+            .map(|(key, kind, name)| Entry {
                 kind,
                 name: name.to_vec(),
                 counters: Counters::for_spec(&geo.spec),
+                tag: self.tag_of(key),
             })
             .collect();
         // Only the chunks that can hold a published key: the table is sized for the zone.

@@ -277,8 +277,13 @@ impl Zone {
 
     /// Looks up or registers a key of `kind`.
     pub fn key<L: ZoneLock>(&self, lock: &L, kind: Kind, name: &[u8]) -> Option<usize> {
+        self.key_tagged(lock, kind, name, 0)
+    }
+
+    /// Looks up or registers a key of `kind`, with `tag` if it registers it.
+    pub fn key_tagged<L: ZoneLock>(&self, lock: &L, kind: Kind, name: &[u8], tag: u32) -> Option<usize> {
         self.lookup(kind, name)
-            .or_else(|| self.register(lock, kind, name))
+            .or_else(|| self.register_tagged(lock, kind, name, tag))
     }
 }
 
