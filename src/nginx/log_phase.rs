@@ -36,7 +36,7 @@ fn register(w: &Worker, cscf: &ngx_http_core_srv_conf_t, scf: &SrvConf) -> usize
     // The histogram bounds it shows: its server block's (nginx-module-vts takes those of the
     // location of the request that creates the zone; a server's own list is the usual case).
     // SAFETY: cscf->ctx is the server block's configuration context.
-    let lcf: Option<&LocConf> = unsafe { cscf.ctx.as_ref() }.and_then(|ctx| Module::location_conf(ctx));
+    let lcf: Option<&LocConf> = unsafe { cscf.ctx.as_ref() }.and_then(Module::location_conf);
     let tag = lcf.and_then(|l| l.buckets_list).unwrap_or(0);
     match w.zone.key_tagged(&w.lock, Kind::Server, server_name(cscf), tag) {
         Some(k) => {
