@@ -30,11 +30,16 @@ pub unsafe fn request(
         crate::view::StatusCodes::List(v) => v,
         _ => &[],
     };
+    // Keys keep the index of their histogram list: other lists, another zone.
+    let lists = unsafe { &(*mcf).bucket_lists };
+    let list_words = lists.iter().flat_map(|l| l.iter().copied().chain([u64::MAX]));
     for v in [spec.ncodes, spec.queue as usize]
         .into_iter()
         .chain(codes.iter().map(|&c| c as usize))
+        .map(|v| v as u64)
+        .chain(list_words)
     {
-        h = (h ^ v as u64).wrapping_mul(0x0100_0000_01b3);
+        h = (h ^ v).wrapping_mul(0x0100_0000_01b3);
     }
     let tag = h as usize as *mut c_void;
     let mut name = name;
