@@ -94,25 +94,8 @@ result() { echo "$1=$2" >> "$RESULTS"; }
 log() { echo "e2e: $*" >&2; }
 
 # --- processes: every pid we start is tracked and stopped on exit -----------------------------
-PIDS=()
-track() { PIDS+=("$1"); }
-untrack() {
-    local keep=() p
-    for p in "${PIDS[@]}"; do [ "$p" = "$1" ] || keep+=("$p"); done
-    PIDS=("${keep[@]+"${keep[@]}"}")
-}
-# stop PID SIGNAL SECONDS: signal, wait up to SECONDS, then SIGKILL.
-stop() {
-    local pid="$1" sig="$2" secs="$3" i
-    kill "-$sig" "$pid" 2>/dev/null || true
-    for ((i = 0; i < secs * 10; i++)); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-    untrack "$pid"
-}
+# shellcheck source=benches/e2e/procs.sh
+source "$root/benches/e2e/procs.sh"
 cleanup() {
     local p
     touch "$E2E"/run/*/stop-scrapes 2>/dev/null || true
@@ -183,20 +166,6 @@ EOF
         done
         echo "}"
     } > "$dir/nginx.conf"
-}
-
-# wait_pidfile DIR PID SECONDS: nginx writes its pid file after its sockets listen.
-wait_pidfile() {
-    local dir="$1" pid="$2" secs="$3" i
-    for ((i = 0; i < secs * 10; i++)); do
-        [ -s "$dir/logs/nginx.pid" ] && return 0
-        if ! kill -0 "$pid" 2>/dev/null; then
-            log "nginx in $dir died:"; cat "$dir/logs/error.log" "$dir/vg.log" 2>/dev/null | tail -20 >&2
-            return 1
-        fi
-        sleep 0.1
-    done
-    log "nginx in $dir did not start in ${secs}s"; return 1
 }
 
 # start_srv DIR: a native nginx (master + workers) in the foreground, tracked. Sets SRV_PID.

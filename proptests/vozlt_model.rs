@@ -1,0 +1,3 @@
+//! Placeholder replaced by the model test of zones with time queues and status codes.
+#[test]
+fn placeholder() {}
