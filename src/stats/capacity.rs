@@ -12,8 +12,8 @@
 //! buckets, `C` status-code words and `S = min(workers × generations, 64)` shards that write:
 //!
 //! ```text
-//! slot    = (14 + B + C + 65 × Q) × 8                 bytes (200 for B = 11, 240 for 16;
-//!                                                     632 for nginx-module-vts's defaults)
+//! slot    = (14 + B + C + 66 × Q) × 8                 bytes (200 for B = 11, 240 for 16;
+//!                                                     640 for nginx-module-vts's defaults)
 //! chunk   = 16 × slot
 //! N       = ⌈K / 16⌉                                  chunks per shard that writes every key
 //! chunks  = 1 + S × N (+ N − 1 if workers × generations > 64: the shared shard writes too)
@@ -118,7 +118,7 @@ pub struct Workload {
     /// Status-code words (`vhost_traffic_status_measure_status_codes`: the codes plus one for
     /// `other`; 501 with `all`; 0 when not measured).
     pub codes: usize,
-    /// Time queues (a `vhost_traffic_status_zone`): 520 bytes more per slot, and a second slot
+    /// Time queues (a `vhost_traffic_status_zone`): 528 bytes more per slot, and a second slot
     /// per upstream peer (its response times).
     pub queue: bool,
 }
@@ -323,9 +323,9 @@ mod tests {
         let p = plan(&w).unwrap();
         // 2 overflow keys + the upstream overflow's second slot + 10 servers + 5 peers x 2.
         assert_eq!(p.keys, 23);
-        assert_eq!(p.slot_bytes, 632);
+        assert_eq!(p.slot_bytes, 640);
         let all = plan(&Workload { codes: 501, ..w }).unwrap();
-        assert_eq!(all.slot_bytes, 632 + 501 * 8);
+        assert_eq!(all.slot_bytes, 640 + 501 * 8);
         assert!(all.zone > p.zone);
     }
 }

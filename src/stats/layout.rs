@@ -114,9 +114,13 @@ pub const QUEUE_WORDS: usize = 2 + QUEUE_RING;
 pub const QUEUE_SEEN: usize = 0;
 pub const QUEUE_COUNT: usize = 1;
 pub const QUEUE_FIRST: usize = 2;
-/// Samples a shard's ring holds: as many as the merged queue shows, since all of the newest
-/// may come from one shard.
-pub const QUEUE_RING: usize = 63;
+/// Samples a shard's ring holds: at least as many as the merged queue shows
+/// ([`QUEUE_SHOWN`]), since all of the newest may come from one shard; a power of two, so
+/// that the request path finds the next entry with a mask.
+pub const QUEUE_RING: usize = 64;
+/// Samples the merged queue shows (nginx-module-vts's 63).
+pub const QUEUE_SHOWN: usize = 63;
+const_assert!(QUEUE_RING.is_power_of_two() && QUEUE_RING >= QUEUE_SHOWN);
 /// A queue entry packs the sample's time (milliseconds since the zone was created, plus one:
 /// 0 marks an empty entry) above [`QUEUE_MS_BITS`] bits of its duration (saturating).
 pub const QUEUE_MS_BITS: u32 = 24;
@@ -203,14 +207,14 @@ pub const fn slot_bytes(nbuckets: usize) -> usize {
 pub const fn spec_slot_bytes(spec: &SlotSpec) -> usize {
     spec.words() * 8
 }
-// nginx-module-vts's defaults (a time queue, no histogram, no status codes): 632 bytes.
+// nginx-module-vts's defaults (a time queue, no histogram, no status codes): 640 bytes.
 const_assert_eq!(
     spec_slot_bytes(&SlotSpec {
         nbuckets: 0,
         ncodes: 0,
         queue: true
     }),
-    632
+    640
 );
 // The default Prometheus buckets (11): 200 bytes; 16 buckets: 240; `off`: 112.
 const_assert_eq!(slot_bytes(11), 200);

@@ -144,7 +144,7 @@ impl Counters {
     fn settle_queue(&mut self) {
         let q = &mut self.queue;
         q.sort_by_key(|&(t, _)| t);
-        let skip = q.len().saturating_sub(QUEUE_RING);
+        let skip = q.len().saturating_sub(QUEUE_SHOWN);
         q.drain(..skip);
     }
 }

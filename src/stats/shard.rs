@@ -212,7 +212,7 @@ fn add_owned(slot: &[AtomicU64], s: &Sample, upstream: bool, bounds: &[u64], spe
 /// The ring entry of the `n`-th push.
 #[inline(always)]
 fn ring_index(n: u64) -> usize {
-    (n % QUEUE_RING as u64) as usize
+    (n as usize) & (QUEUE_RING - 1)
 }
 
 /// A time queue entry: when (milliseconds since the zone was created, plus one) and how long.
