@@ -11,10 +11,10 @@
 //! (registration order; an upstream peer takes two entries, its own and its times') and its
 //! own arena accounting (names 8-aligned, slot chunks 64-aligned, from a bump pointer that
 //! starts where the freshly created zone left it), so that it predicts which key gets which
-//! index and which sample overflows into which overflow entry. The layout's constants (the
-//! 63-entry ring, the 24 bits of a queued duration, the slot's words) are the documented ones,
-//! written out here; only the zone's key capacity, its chunk size (the slot's words are the
-//! layout's business) and its initial usage are read from it.
+//! index and which sample overflows into which overflow entry. The documented constants (63
+//! samples a queue shows, 24 bits of a queued duration, 16 slots a chunk, 64 owned shards) are
+//! written out here; only the zone's key capacity, its chunk size (how many words a slot takes
+//! is the layout's business) and its initial usage are read from it.
 //!
 //! Two properties: a roomy zone where nothing overflows (every key exact), and a tight one
 //! where names are refused and chunks cannot be allocated (still every entry exact, overflow
@@ -46,7 +46,7 @@ use view::{average, AvgMethod, View};
 // The documented constants, independently of the layout module.
 
 /// Samples a merged queue shows (nginx-module-vts's 64-entry ring with one always empty).
-const RING: usize = 63;
+const SHOWN: usize = 63;
 /// A queued duration saturates at 24 bits.
 const MS_MAX: u64 = (1 << 24) - 1;
 /// Owned shards, and the shared one's index after them.
@@ -141,9 +141,9 @@ impl Part {
     }
 }
 
-/// The newest `RING` of samples listed oldest first.
+/// The newest `SHOWN` of samples listed oldest first.
 fn newest(q: &[(u64, u64)]) -> Vec<(u64, u64)> {
-    q[q.len().saturating_sub(RING)..].to_vec()
+    q[q.len().saturating_sub(SHOWN)..].to_vec()
 }
 
 #[derive(Clone, Debug)]
@@ -1045,10 +1045,10 @@ impl World {
             // Shown from its first sample of any kind (every sample here has a time).
             let any = x.main.seen > 0;
             prop_assert_eq!(e.counters.counted(), any, "counted() of entry {}", i);
-            if x.main.queue.len() > RING {
+            if x.main.queue.len() > SHOWN {
                 bump(&COVERAGE.long_queues);
             }
-            if x.times.as_ref().is_some_and(|t| t.queue.len() > RING) {
+            if x.times.as_ref().is_some_and(|t| t.queue.len() > SHOWN) {
                 bump(&COVERAGE.long_response_queues);
             }
         }
