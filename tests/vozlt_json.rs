@@ -1748,3 +1748,66 @@ server {{
     assert_eq!(num(d.zone(bad[0]), "/requestCounter"), 1);
     assert_schema_valid(&d);
 }
+
+/// An upstream without a `zone` lists its peers in the order of its `server` lines, a backup
+/// where it stands and a `down` one too (nginx keeps primaries and backups in two lists); with
+/// a `zone`, primaries then backups. Learnt from the C module: the same order, flags and
+/// weights.
+#[test]
+fn peers_of_an_upstream_without_zone_in_server_line_order() {
+    let nginx = Nginx::start_with(2, 4, |p| {
+        format!(
+            r#"vhost_traffic_status_zone;
+upstream plain {{
+    server 127.0.0.1:{b1};
+    server 127.0.0.1:{b2} backup;
+    server 127.0.0.1:{b3} down;
+    server 127.0.0.1:{b4} weight=2;
+}}
+upstream zoned {{
+    zone zoned 64k;
+    server 127.0.0.1:{b2} backup;
+    server 127.0.0.1:{b1};
+}}
+server {{
+    listen 127.0.0.1:{p0};
+    server_name order.test;
+    location /status {{ vhost_traffic_status_display; }}
+}}"#,
+            p0 = p[0],
+            b1 = p[1],
+            b2 = p[2],
+            b3 = p[3],
+            b4 = p[3] + 1,
+        )
+    });
+    let d = get_doc(nginx.port(), "order.test", "/status");
+    let rows = |g: &str| -> Vec<(String, bool, bool, u64)> {
+        d.peers(g)
+            .iter()
+            .map(|p| {
+                (
+                    p["server"].as_str().unwrap().to_string(),
+                    p["backup"].as_bool().unwrap(),
+                    p["down"].as_bool().unwrap(),
+                    p["weight"].as_u64().unwrap(),
+                )
+            })
+            .collect()
+    };
+    let a = |port: u16| format!("127.0.0.1:{}", port);
+    let p = &nginx.ports;
+    assert_eq!(
+        rows("plain"),
+        [
+            (a(p[1]), false, false, 1),
+            (a(p[2]), true, false, 1),
+            (a(p[3]), false, true, 1),
+            (a(p[3] + 1), false, false, 2),
+        ]
+    );
+    assert_eq!(
+        rows("zoned"),
+        [(a(p[1]), false, false, 1), (a(p[2]), true, false, 1)]
+    );
+}

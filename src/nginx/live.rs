@@ -89,22 +89,64 @@ pub unsafe fn each_peer(
             let Some(primary) = peers.as_mut() else { continue };
             let locked = rlock(primary);
             let shared = shared_peers(primary);
+            let mut group_peers: Vec<(&ngx_http_upstream_rr_peer_t, bool)> = Vec::new();
             let mut list: *mut ngx_http_upstream_rr_peers_t = primary;
             let mut backup = false;
             while let Some(ps) = list.as_ref() {
                 let mut p = ps.peer;
                 while let Some(peer) = p.as_ref() {
-                    f(group, peer, backup, shared);
+                    group_peers.push((peer, backup));
                     p = peer.next;
                 }
                 list = ps.next;
                 backup = true;
+            }
+            // nginx-module-vts lists the peers of an upstream without a `zone` in the order of
+            // its `server` lines, backups where they stand.
+            if portless && !shared {
+                let mut left: Vec<Option<(&ngx_http_upstream_rr_peer_t, bool)>> =
+                    group_peers.drain(..).map(Some).collect();
+                for (name, backup) in server_lines(uscf) {
+                    let found = left
+                        .iter_mut()
+                        .find(|p| p.is_some_and(|(peer, b)| b == backup && peer.name.as_bytes() == name));
+                    if let Some(p) = found.and_then(Option::take) {
+                        group_peers.push(p);
+                    }
+                }
+                // (Anything the lines do not name, in nginx's order.)
+                group_peers.extend(left.into_iter().flatten());
+            }
+            for (peer, backup) in group_peers {
+                f(group, peer, backup, shared);
             }
             if locked {
                 unlock(primary);
             }
         }
     }
+}
+
+/// The addresses of an upstream's `server` lines, in order, with their `backup` flag.
+unsafe fn server_lines<'a>(uscf: *const ngx_http_upstream_srv_conf_t) -> Vec<(&'a [u8], bool)> {
+    let mut out = Vec::new();
+    // SAFETY: the servers array of a configured upstream holds ngx_http_upstream_server_t,
+    // each with naddrs resolved addresses; all live as long as the cycle.
+    unsafe {
+        let Some(servers) = uscf.as_ref().and_then(|u| u.servers.as_ref()) else {
+            return out;
+        };
+        let lines: &[ngx_http_upstream_server_t] = servers.as_slice();
+        for line in lines {
+            if line.addrs.is_null() {
+                continue;
+            }
+            for a in core::slice::from_raw_parts(line.addrs, line.naddrs) {
+                out.push((a.name.as_bytes(), line.backup() != 0));
+            }
+        }
+    }
+    out
 }
 
 /// Takes the read lock of peers that live in an upstream `zone` (nginx's
