@@ -1,5 +1,5 @@
 //! The request path takes no lock and does no atomic read-modify-write in the common case
-//! (DESIGN-NOTES, invariant 3; issue 3's "Done when"), checked on the machine code of the module
+//! (README, "How it works": the owner of a shard writes it with plain loads and stores), checked on the machine code of the module
 //! this test run built, so that a change of source or of compiler that adds one fails here.
 //!
 //! With binutils (`nm`, `objdump`, `addr2line`), the test disassembles the functions nginx
@@ -348,7 +348,7 @@ mod x86_64 {
         assert!(
             findings.is_empty(),
             "the request path must take no lock and do no atomic read-modify-write in the common case \
-             (DESIGN-NOTES invariant 3). {} finding(s) in {}:\n\n{}",
+             (README: How it works). {} finding(s) in {}:\n\n{}",
             findings.len(),
             so.display(),
             findings.join("\n\n")
