@@ -1,6 +1,7 @@
 //! The request path takes no lock and does no atomic read-modify-write in the common case
-//! (README, "How it works": the owner of a shard writes it with plain loads and stores), checked on the machine code of the module
-//! this test run built, so that a change of source or of compiler that adds one fails here.
+//! (README, "How it works": the owner of a shard writes it with plain loads and stores),
+//! checked on the machine code of the module this test run built, so that a change of source
+//! or of compiler that adds one fails here.
 //!
 //! With binutils (`nm`, `objdump`, `addr2line`), the test disassembles the functions nginx
 //! calls per request, `log_phase::handler` and `upstream::record`, and every function of the

@@ -139,10 +139,18 @@ pub struct SlabLock(pub *mut ngx_slab_pool_t);
 
 impl ZoneLock for SlabLock {
     fn with_lock<R>(&self, f: impl FnOnce() -> R) -> R {
+        /// Unlocks when dropped: also when `f` panics (the handlers catch panics, and a mutex
+        /// left locked by a live worker would stall every worker).
+        struct Unlock(*mut ngx_slab_pool_t);
+        impl Drop for Unlock {
+            fn drop(&mut self) {
+                // SAFETY: locked below by this process, on the zone's live pool.
+                unsafe { ngx_shmtx_unlock(&mut (*self.0).mutex) };
+            }
+        }
         // SAFETY: the pool is the zone's, initialised and mapped for the process's life.
         unsafe { ngx_shmtx_lock(&mut (*self.0).mutex) };
-        let r = f();
-        unsafe { ngx_shmtx_unlock(&mut (*self.0).mutex) };
-        r
+        let _unlock = Unlock(self.0);
+        f()
     }
 }
