@@ -484,7 +484,10 @@ pub extern "C" fn cmd_status(
     // SAFETY: conf is our location conf; the core location conf of this block is in cf->ctx.
     unsafe {
         (*(conf as *mut LocConf)).status = true;
-        let clcf = ngx::http::NgxHttpCoreModule::location_conf_mut(&*cf).expect("core loc conf");
+        // (A panic here would abort nginx -t: every handler returns an error instead.)
+        let Some(clcf) = ngx::http::NgxHttpCoreModule::location_conf_mut(&*cf) else {
+            return NGX_CONF_ERROR;
+        };
         clcf.handler = Some(super::STATUS_HANDLER);
         if let Some(mcf) = Module::main_conf_mut(&*cf) {
             mcf.status_locations += 1;

@@ -39,6 +39,10 @@ impl Kind {
     }
 }
 
+/// An index entry that names no key: the place of a registration that died before publishing
+/// its key (see [`Zone::register_tagged`]). Lookups probe past it; registrations reuse it.
+const TOMBSTONE: u32 = u32::MAX;
+
 /// Registered at zone creation, in this order: key `i` is the overflow entry of `OVERFLOW_KEYS[i]`.
 pub const OVERFLOW_KEYS: [(Kind, &str); 2] = [(Kind::Overflow, "server"), (Kind::Overflow, "upstream")];
 pub const OVERFLOW_SERVER: usize = 0;
@@ -83,17 +87,18 @@ impl Zone {
         let mask = table.len() - 1;
         let mut i = hash as usize & mask;
         for _ in 0..table.len() {
-            let v = table[i].load(Acquire) as usize;
+            let v = table[i].load(Acquire);
             if v == 0 {
                 return None;
             }
-            let key = v - 1;
-            let e = self.key_entry(key);
-            // An index entry can name a key that is not published yet (see `register`).
+            // An index entry can name a key that is not published yet (see `register`), or be
+            // a tombstone (u32::MAX: beyond any key).
+            let key = (v - 1) as usize;
             if key < self.header().key_count.load(Acquire) as usize
-                && e.hash.load(Relaxed) == hash
-                && e.kind.load(Relaxed) == kind as u32
+                && self.key_entry(key).hash.load(Relaxed) == hash
+                && self.key_entry(key).kind.load(Relaxed) == kind as u32
             {
+                let e = self.key_entry(key);
                 // SAFETY: the entry and its name were written before the Acquire-loaded index.
                 let stored = unsafe {
                     self.arena_bytes(
@@ -146,6 +151,10 @@ impl Zone {
                 core::ptr::copy_nonoverlapping(name.as_ptr(), self.base().as_ptr().add(off), name.len())
             };
             let e = self.key_entry(key);
+            // A registration of this key that died before publishing it left an index entry
+            // for it (probed from the hash it wrote): a tombstone now, so that interrupted
+            // registrations never fill the index.
+            self.bury(e.hash.load(Relaxed), key);
             e.hash.store(hash, Relaxed);
             e.name_off.store(off as u32, Relaxed);
             e.name_len.store(name.len() as u32, Relaxed);
@@ -165,9 +174,15 @@ impl Zone {
             // published key that no lookup finds, registered again: two series of one name.
             let table = self.table();
             let mask = table.len() - 1;
+            // table_cap >= 2 * max_keys and every entry is a published key or buried: a free
+            // one exists; the probe is bounded all the same.
             let mut i = hash as usize & mask;
-            // table_cap >= 2 * max_keys, so an empty entry exists.
-            while table[i].load(Relaxed) != 0 {
+            let mut probes = 0;
+            while !matches!(table[i].load(Relaxed), 0 | TOMBSTONE) {
+                probes += 1;
+                if probes == table.len() {
+                    return None;
+                }
                 i = (i + 1) & mask;
             }
             table[i].store(key as u32 + 1, Release);
@@ -178,6 +193,28 @@ impl Zone {
             h.key_count.store((key + entries) as u32, Release);
             Some(key)
         })
+    }
+
+    /// Turns the index entry of unpublished `key` on the probe path of `hash` into a
+    /// tombstone, if there is one. Caller holds the lock.
+    fn bury(&self, hash: u64, key: usize) {
+        if hash == 0 {
+            return; // no registration of this key started
+        }
+        let table = self.table();
+        let mask = table.len() - 1;
+        let mut i = hash as usize & mask;
+        for _ in 0..table.len() {
+            match table[i].load(Relaxed) {
+                0 => return,
+                v if v as usize == key + 1 => {
+                    // Lookups skip it (as an unpublished key); a registration takes it.
+                    table[i].store(TOMBSTONE, Release);
+                    return;
+                }
+                _ => i = (i + 1) & mask,
+            }
+        }
     }
 
     /// The tag a published key was registered with.
@@ -301,5 +338,49 @@ pub(crate) mod tests {
         assert_eq!(z.register(&Forbidden, Kind::Server, b"no room"), None);
         let (k, name) = first.unwrap();
         assert_eq!(z.key(&Forbidden, Kind::Server, &name), Some(k));
+    }
+
+    #[test]
+    fn interrupted_registrations_never_fill_the_index() {
+        let mut region = HeapRegion::new(64 * 1024);
+        let lock = Mutex::new(());
+        // SAFETY: as above.
+        let z = unsafe { Zone::create(region.base(), region.len(), 0, 3, 0) }.unwrap();
+        let cap = z.table().len();
+        // Far more interrupted registrations than the index has entries: without the
+        // tombstones, each would leave an entry behind and the index would fill (and, before the
+        // probe was bounded, a registration would then loop forever).
+        for i in 0..cap * 4 {
+            DIE_BEFORE_PUBLISH.with(|d| d.set(true));
+            assert_eq!(
+                z.register(&lock, Kind::Server, format!("dead{i}").as_bytes()),
+                None
+            );
+        }
+        let live = |z: &Zone| {
+            z.table()
+                .iter()
+                .filter(|v| !matches!(v.load(Relaxed), 0 | TOMBSTONE))
+                .count()
+        };
+        // The index holds the published keys (the overflow keys) and at most the one entry of
+        // the last interrupted registration.
+        let published = z.header().key_count.load(Relaxed) as usize;
+        assert!(
+            live(&z) <= published + 1,
+            "{} live entries for {published} keys",
+            live(&z)
+        );
+        // Registration still works, and every name is found again.
+        let names: Vec<Vec<u8>> = (0..20).map(|i| format!("name{i}").into_bytes()).collect();
+        let keys: Vec<usize> = names
+            .iter()
+            .map(|n| z.register(&lock, Kind::Server, n).unwrap())
+            .collect();
+        for (n, k) in names.iter().zip(&keys) {
+            assert_eq!(z.lookup(Kind::Server, n), Some(*k));
+        }
+        assert_eq!(z.lookup(Kind::Server, b"dead7"), None);
+        assert!(live(&z) <= z.header().key_count.load(Relaxed) as usize + 1);
     }
 }
