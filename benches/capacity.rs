@@ -158,6 +158,7 @@ fn run(w: &Workload, p: &Plan, region_len: usize, scrape_reps: usize) -> Option<
         display: Display {
             bucket_seconds: bounds,
             bucket_us: bounds_us,
+            queues: w.queue,
             ..Display::default()
         },
     };

@@ -99,6 +99,8 @@ fn case(keys: usize, shards: usize) -> Row {
         display: Display {
             bucket_seconds: BOUNDS_S.to_vec(),
             bucket_us: bounds_us.clone(),
+            // A `vts_zone`: no time queues.
+            queues: false,
             ..Display::default()
         },
     };

@@ -487,6 +487,8 @@ fn view(c: &Case) -> View {
         display: Display {
             bucket_seconds: c.bounds.clone(),
             bucket_us: c.bounds.iter().map(|b| (b * 1e6) as u64).collect(),
+            // A `vts_zone`: no time queues.
+            queues: false,
             ..Display::default()
         },
     }

@@ -1066,6 +1066,24 @@ fn mixed_spellings_of_one_setting_are_refused_naming_both() {
                 srv()
             ),
         ),
+        // A server's own list cannot be shown from the bounds `vts_histogram_buckets` fixes,
+        // whichever comes first in the http block.
+        (
+            "vhost_traffic_status_histogram_buckets",
+            "vts_histogram_buckets",
+            format!(
+                "{ZONE}\nvts_histogram_buckets 0.1 1;\n{}",
+                server("vhost_traffic_status_histogram_buckets 0.005 0.05;\nlocation / { return 200; }")
+            ),
+        ),
+        (
+            "vhost_traffic_status_histogram_buckets",
+            "vts_histogram_buckets",
+            format!(
+                "{ZONE}\n{}\nvts_histogram_buckets 0.1 1;",
+                server("location / { vhost_traffic_status_histogram_buckets 0.005; return 200; }")
+            ),
+        ),
         (
             "vts_upstream_stats",
             "vhost_traffic_status_stats_by_upstream",

@@ -1483,3 +1483,58 @@ server {{
         drop(nginx);
     }
 }
+
+/// The seed's dialect at a `vts_status` location over a `vhost_traffic_status_zone`: a peer's
+/// upstream response histogram holds its attempts' response times (there a peer's own buckets
+/// hold the client's request times), passed-on attempts included. ngx_vts only.
+#[test]
+fn seed_dialect_over_a_vozlt_zone_shows_response_times() {
+    if std::env::var_os("NGX_VTS_MODULE").is_some() {
+        eprintln!("skipped: vts_status is ngx_vts's (NGX_VTS_MODULE is set)");
+        return;
+    }
+    let dead = ClosedPort::new();
+    let nginx = Nginx::start_with(2, 2, |p| {
+        format!(
+            r#"vhost_traffic_status_zone;
+vhost_traffic_status_histogram_buckets 0.05 1;
+upstream backend {{ server 127.0.0.1:{dead} max_fails=0; server 127.0.0.1:{p1}; }}
+server {{
+    listen 127.0.0.1:{p0};
+    server_name front.example;
+    location /p {{ proxy_pass http://backend; }}
+    location = /status {{ vts_status; }}
+}}
+server {{ listen 127.0.0.1:{p1}; location / {{ return 200 "ok\n"; }} }}"#,
+            dead = dead.port(),
+            p0 = p[0],
+            p1 = p[1]
+        )
+    });
+    // Round robin over 2 workers: with max_fails=0 every request tries the dead peer first
+    // or second; 4 requests make at least one passed-on attempt.
+    for _ in 0..4 {
+        assert_eq!(nginx.get("front.example", "/p").status, 200);
+    }
+    let m = nginx.scrape_at(nginx.port(), "front.example", "/status");
+    let dead_peer = format!("127.0.0.1:{}", dead.port());
+    let labels = |le: &'static str| {
+        [
+            ("upstream", "backend"),
+            ("server", dead_peer.as_str()),
+            ("le", le),
+        ]
+    };
+    let family = "nginx_vts_upstream_response_duration_seconds_bucket";
+    let attempts = m.value(family, &labels("+Inf"));
+    assert!(attempts >= 1.0, "the dead peer was tried: {attempts}");
+    // A refused connection answers at once: every attempt is in the first bucket.
+    assert_eq!(m.value(family, &labels("0.05")), attempts);
+    assert_eq!(
+        m.value(
+            "nginx_vts_upstream_response_duration_seconds_count",
+            &labels("+Inf")[..2]
+        ),
+        attempts
+    );
+}

@@ -53,7 +53,7 @@ impl Buckets {
         let mut b = Buckets::default();
         for &v in ms.iter().take(MAX_BUCKETS) {
             b.seconds.push(v as f64 / 1000.0);
-            b.micros.push(v * 1000);
+            b.micros.push(v.saturating_mul(1000));
         }
         b
     }
@@ -783,6 +783,15 @@ pub unsafe extern "C" fn init_main_conf(cf: *mut ngx_conf_t, conf: *mut c_void) 
         // upstreams and keeps no histogram unless asked.
         if mcf.upstream_stats == NGX_CONF_UNSET as ngx_flag_t {
             mcf.upstream_stats = vozlt as ngx_flag_t;
+        }
+        // `vts_histogram_buckets` fixes the zone's bounds: a list of a server or location
+        // could not be shown from them.
+        if mcf.buckets_by == Some("vts_histogram_buckets") && mcf.bucket_lists.iter().any(|l| !l.is_empty()) {
+            return conflict(
+                cf,
+                "vhost_traffic_status_histogram_buckets",
+                "vts_histogram_buckets",
+            );
         }
         if mcf.buckets.is_none() {
             // nginx-module-vts's lists: the zone counts in their union (each list's cumulative

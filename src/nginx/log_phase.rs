@@ -104,8 +104,9 @@ unsafe fn record(r: *mut ngx_http_request_t) {
             }
             let now = now_ms();
             let mut sample = unsafe { sample(r, now) };
+            let status = sample.status;
             finish_sample(w, &mut sample, now);
-            unsafe { super::upstream::record(w, r, &sample, lcf) };
+            unsafe { super::upstream::record(w, r, &sample, status, lcf) };
         }
         return;
     }
@@ -124,10 +125,11 @@ unsafe fn record(r: *mut ngx_http_request_t) {
     let key = resolve(w, cscf, scf);
     let now = now_ms();
     let mut sample = unsafe { sample(r, now) };
-    let ignored = ignored(lcf, sample.status);
+    let status = sample.status;
+    let ignored = ignored(lcf, status);
     finish_sample(w, &mut sample, now);
     if w.upstream_stats && !r.upstream_states.is_null() {
-        unsafe { super::upstream::record(w, r, &sample, lcf) };
+        unsafe { super::upstream::record(w, r, &sample, status, lcf) };
     }
     if ignored {
         // nginx-module-vts still shows the zone (its node exists): say it saw a sample.

@@ -18,7 +18,10 @@ fn bytes(s: *const ngx_str_t) -> &'static [u8] {
 
 /// One sample per upstream attempt of the request. `client` is the request's own sample (its
 /// status, bytes and time; with time queues, already in nginx-module-vts's terms).
-pub unsafe fn record(w: &Worker, r: &ngx_http_request_t, client: &Sample, lcf: &LocConf) {
+/// `status` is the client's status as nginx logged it (`client.status` may be clamped to
+/// nginx-module-vts's classes).
+pub unsafe fn record(w: &Worker, r: &ngx_http_request_t, client: &Sample, status: u64, lcf: &LocConf) {
+    let client_status = status;
     // SAFETY: upstream_states is an array of ngx_http_upstream_state_t owned by the request.
     let states: &[ngx_http_upstream_state_t] = unsafe {
         match r.upstream_states.as_ref() {
@@ -57,7 +60,7 @@ pub unsafe fn record(w: &Worker, r: &ngx_http_request_t, client: &Sample, lcf: &
         };
         let key = w.peers.slot(&w.cache_ctx(), group, peer);
         if !w.vozlt {
-            let sample = Sample {
+            let mut sample = Sample {
                 status: st.status as u64,
                 bytes_in: st.bytes_received.max(0) as u64,
                 bytes_out: st.bytes_sent.max(0) as u64,
@@ -65,6 +68,10 @@ pub unsafe fn record(w: &Worker, r: &ngx_http_request_t, client: &Sample, lcf: &
                 upstream_ms: known(st.response_time),
                 ..Default::default()
             };
+            // An ignored status keeps only the upstream response time.
+            if ignored(lcf, sample.status) {
+                sample.what = What::ResponseOnly;
+            }
             write(w, key, OVERFLOW_UPSTREAM, true, &sample);
             continue;
         }
@@ -90,7 +97,7 @@ pub unsafe fn record(w: &Worker, r: &ngx_http_request_t, client: &Sample, lcf: &
                 ..Default::default()
             }
         };
-        let status = if serving { client.status } else { st.status as u64 };
+        let status = if serving { client_status } else { st.status as u64 };
         if ignored(lcf, status) {
             sample.what = What::ResponseOnly;
         }

@@ -604,11 +604,17 @@ impl<V: Borrow<View>> Scrape<V> {
                     avg_s(c.upstream_sum_ms, c.upstream_count),
                 );
             }
+            // (In a zone with time queues a peer's own buckets hold the client's request
+            // times; its upstream response times are in the response histogram.)
             Family::UpstreamDuration => w.histogram(
                 name[0],
                 &[g, s],
                 &self.les,
-                &c.buckets,
+                if view.display.queues {
+                    &c.response_buckets
+                } else {
+                    &c.buckets
+                },
                 c.upstream_sum_ms,
                 c.upstream_count,
             ),
