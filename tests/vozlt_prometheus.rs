@@ -18,10 +18,10 @@ mod common;
 // (OpenMetrics, the seed's `vts_status` beside the display location) skip themselves.
 // Needs Debian's `prometheus` (promtool) and `python3-prometheus-client` (/usr/bin/python3).
 
+use common::openmetrics::python_openmetrics;
 use common::*;
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Write as _;
-use std::process::{Command, Stdio};
+
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -950,61 +950,6 @@ fn promtool_finds_no_problem() {
 // ---------------------------------------------------------------------------------------------
 // 3. OpenMetrics (ngx_vts only: the C module always answers text/plain)
 // ---------------------------------------------------------------------------------------------
-
-/// Parses `text` with prometheus_client's strict OpenMetrics parser and writes every sample
-/// back as a text-format line (labels unescaped by the parser, escaped again here).
-const PY_OM: &str = r#"
-import math, sys
-from prometheus_client.openmetrics.parser import text_string_to_metric_families
-text = sys.stdin.buffer.read().decode('utf-8')
-def esc(v):
-    return v.replace('\\', '\\\\').replace('\n', '\\n').replace('"', '\\"')
-def num(v):
-    if math.isinf(v):
-        return '+Inf' if v > 0 else '-Inf'
-    return repr(float(v))
-out = []
-for f in text_string_to_metric_families(text):
-    out.append('# TYPE %s %s' % (f.name, f.type))
-    for s in f.samples:
-        ls = ','.join('%s="%s"' % (k, esc(v)) for k, v in sorted(s.labels.items()))
-        out.append('%s{%s} %s' % (s.name, ls, num(s.value)))
-sys.stdout.write('\n'.join(out) + '\n')
-"#;
-
-/// (accepted, the re-serialized samples or the parser's error).
-fn python_openmetrics(text: &str) -> (bool, String) {
-    let mut child = Command::new("/usr/bin/python3")
-        .args(["-c", PY_OM])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn /usr/bin/python3 (apt-get install python3-prometheus-client)");
-    let mut stdin = child.stdin.take().unwrap();
-    let data = text.as_bytes().to_vec();
-    let w = thread::spawn(move || {
-        let _ = stdin.write_all(&data);
-    });
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("python OpenMetrics parser did not finish within 30 s");
-        }
-        thread::sleep(Duration::from_millis(20));
-    }
-    let _ = w.join();
-    let out = child.wait_with_output().unwrap();
-    let ok = out.status.success();
-    let s = if ok {
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    } else {
-        String::from_utf8_lossy(&out.stderr).into_owned()
-    };
-    (ok, s)
-}
 
 /// Samples apart from the connection counters (which the scrapes themselves change).
 fn without_connections(m: &Metrics) -> BTreeMap<(String, Labels), f64> {

@@ -9,6 +9,7 @@
 #![allow(dead_code)]
 
 pub mod json;
+pub mod openmetrics;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
