@@ -5,6 +5,9 @@ mod render;
 #[path = "../src/stats/mod.rs"]
 mod stats;
 #[allow(dead_code, unused_imports)]
+#[path = "../src/conf/mod.rs"]
+mod conf;
+#[allow(dead_code, unused_imports)]
 #[path = "../src/view.rs"]
 mod view;
 use stats::{HeapRegion, Zone};

@@ -8,45 +8,16 @@ use ngx::ffi::*;
 use ngx::http::HttpModuleLocationConf;
 use ngx::ngx_string;
 
-use super::conf::{DisplayFormat, LocConf, MainConf, ZoneConf};
+use super::conf::{LocConf, MainConf, ZoneConf};
 use super::live::{connections, hostname, now_ms, peer_states};
 use super::worker::{worker, Worker};
-use crate::render::prometheus::{self, Scrape};
+use crate::render::output::{is_control, Output};
+use crate::render::prometheus::Scrape;
 use crate::render::{json::JsonScrape, vozlt::VozltScrape, Renderer};
 use crate::stats::{Kind, Merge};
 use crate::view::{Display, Info, ShmUse, View};
 
 const MODULE_VERSION: &str = env!("CARGO_PKG_VERSION");
-
-/// What a status request asks for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Output {
-    /// The seed's Prometheus dialect (a `vts_status` location).
-    Seed(prometheus::Format),
-    /// nginx-module-vts's Prometheus dialect (a display location).
-    Vozlt(prometheus::Format),
-    Json,
-    Jsonp,
-    Html,
-}
-
-impl Output {
-    fn content_type(self) -> &'static str {
-        match self {
-            Output::Seed(f) => f.content_type(),
-            Output::Vozlt(prometheus::Format::Text) => "text/plain",
-            Output::Vozlt(f) => f.content_type(),
-            Output::Json => "application/json",
-            Output::Jsonp => "application/javascript",
-            Output::Html => "text/html",
-        }
-    }
-
-    /// Whether the body depends on the `Accept` header (the Prometheus answers).
-    fn varies(self) -> bool {
-        matches!(self, Output::Seed(_) | Output::Vozlt(_))
-    }
-}
 
 /// A rendered scrape kept for `vts_status_cache`.
 struct Cached {
@@ -137,72 +108,6 @@ fn accept(r: &ngx_http_request_t) -> &[u8] {
     b""
 }
 
-/// The `/format/...` suffix of a display location's URI (reference 3.1): the first `/` from
-/// which at least 12 bytes remain and that starts, in any case, `/format/` and a known type.
-pub fn format_suffix(uri: &[u8]) -> Option<DisplayFormat> {
-    const TYPES: [(&[u8], DisplayFormat); 4] = [
-        (b"jsonp", DisplayFormat::Jsonp),
-        (b"json", DisplayFormat::Json),
-        (b"html", DisplayFormat::Html),
-        (b"prometheus", DisplayFormat::Prometheus),
-    ];
-    let mut i = 0;
-    while i + 12 <= uri.len() {
-        if uri[i] == b'/' && uri[i..].len() >= 8 && uri[i..i + 8].eq_ignore_ascii_case(b"/format/") {
-            let rest = &uri[i + 8..];
-            for (word, f) in TYPES {
-                if rest.len() >= word.len() && rest[..word.len()].eq_ignore_ascii_case(word) {
-                    return Some(f);
-                }
-            }
-        }
-        i += 1;
-    }
-    None
-}
-
-/// Whether a display location's URI asks for the control API (reference 3.1): it ends in
-/// `/control` (any case) and has another `/` before that one.
-pub fn is_control(uri: &[u8]) -> bool {
-    let Some(second) = uri.iter().skip(1).position(|&b| b == b'/').map(|p| p + 1) else {
-        return false;
-    };
-    let tail = &uri[second..];
-    tail.len() >= 8 && tail[tail.len() - 8..].eq_ignore_ascii_case(b"/control")
-}
-
-/// Whether an `Accept` header prefers JSON to the Prometheus text (for a `vts_status` location).
-fn prefers_json(accept: &[u8]) -> bool {
-    let [json, text, om] = crate::render::accept::qualities(
-        accept,
-        ["application/json", "text/plain", "application/openmetrics-text"],
-    );
-    json > 0.0 && json > text.max(om)
-}
-
-/// The output a request to a status location asks for.
-fn output(lcf: &LocConf, uri: &[u8], accept: &[u8]) -> Output {
-    let suffix = format_suffix(uri);
-    let prom = prometheus::negotiate(accept);
-    if !lcf.display {
-        // `vts_status`: the seed's text, or JSON when the URI or the Accept header asks.
-        return match suffix {
-            Some(DisplayFormat::Json) => Output::Json,
-            Some(DisplayFormat::Jsonp) => Output::Jsonp,
-            Some(DisplayFormat::Html) => Output::Html,
-            Some(DisplayFormat::Prometheus) => Output::Seed(prom),
-            None if prefers_json(accept) => Output::Json,
-            None => Output::Seed(prom),
-        };
-    }
-    match suffix.or(lcf.format).unwrap_or(DisplayFormat::Json) {
-        DisplayFormat::Json => Output::Json,
-        DisplayFormat::Jsonp => Output::Jsonp,
-        DisplayFormat::Html => Output::Html,
-        DisplayFormat::Prometheus => Output::Vozlt(prom),
-    }
-}
-
 /// Sends a short plain-text answer with `status`.
 unsafe fn plain(r: *mut ngx_http_request_t, status: ngx_uint_t, text: &'static str) -> ngx_int_t {
     // SAFETY: r is a live request in its content phase.
@@ -287,7 +192,7 @@ unsafe fn serve(r: *mut ngx_http_request_t) -> ngx_int_t {
                 "ngx_vts: the control API (/control) is not implemented yet\n",
             );
         }
-        let format = output(lcf, uri, accept(rr));
+        let format = Output::of(lcf.display, lcf.format, uri, accept(rr));
         if format == Output::Html {
             return plain(
                 r,

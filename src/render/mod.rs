@@ -4,6 +4,7 @@ pub mod escape;
 pub mod json;
 pub mod json_escape;
 pub mod number;
+pub mod output;
 pub mod prometheus;
 pub mod vozlt;
 
