@@ -11,14 +11,14 @@
 //! memory per key and per key per worker for the default 11 buckets and for 16, and the plans
 //! of a few typical workloads.
 #[allow(dead_code, unused_imports)]
+#[path = "../src/conf/mod.rs"]
+mod conf;
+#[allow(dead_code, unused_imports)]
 #[path = "../src/render/mod.rs"]
 mod render;
 #[allow(dead_code, unused_imports)]
 #[path = "../src/stats/mod.rs"]
 mod stats;
-#[allow(dead_code, unused_imports)]
-#[path = "../src/conf/mod.rs"]
-mod conf;
 #[allow(dead_code, unused_imports)]
 #[path = "../src/view.rs"]
 mod view;

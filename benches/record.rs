@@ -14,14 +14,14 @@
 //! `scaling` is the throughput relative to 1 thread of the same variant. The machine has
 //! `available_parallelism` cores: beyond that, threads time-share.
 #[allow(dead_code, unused_imports)]
+#[path = "../src/conf/mod.rs"]
+mod conf;
+#[allow(dead_code, unused_imports)]
 #[path = "../src/render/mod.rs"]
 mod render;
 #[allow(dead_code, unused_imports)]
 #[path = "../src/stats/mod.rs"]
 mod stats;
-#[allow(dead_code, unused_imports)]
-#[path = "../src/conf/mod.rs"]
-mod conf;
 #[allow(dead_code, unused_imports)]
 #[path = "../src/view.rs"]
 mod view;

@@ -2,14 +2,14 @@
 //! workload (every key registered, every writing shard writes every key) without overflow, and
 //! the plan is tight (a region 15% smaller overflows once fixed overheads do not dominate).
 #[allow(dead_code, unused_imports)]
+#[path = "../src/conf/mod.rs"]
+mod conf;
+#[allow(dead_code, unused_imports)]
 #[path = "../src/render/mod.rs"]
 mod render;
 #[allow(dead_code, unused_imports)]
 #[path = "../src/stats/mod.rs"]
 mod stats;
-#[allow(dead_code, unused_imports)]
-#[path = "../src/conf/mod.rs"]
-mod conf;
 #[allow(dead_code, unused_imports)]
 #[path = "../src/view.rs"]
 mod view;

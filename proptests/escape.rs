@@ -14,14 +14,14 @@
 //!
 //! Cases: 2 000 renders, 20 000 names for the mapping (`VTS_PROPTEST_CASES=N` scales the first).
 #[allow(dead_code, unused_imports)]
+#[path = "../src/conf/mod.rs"]
+mod conf;
+#[allow(dead_code, unused_imports)]
 #[path = "../src/render/mod.rs"]
 mod render;
 #[allow(dead_code, unused_imports)]
 #[path = "../src/stats/mod.rs"]
 mod stats;
-#[allow(dead_code, unused_imports)]
-#[path = "../src/conf/mod.rs"]
-mod conf;
 #[allow(dead_code, unused_imports)]
 #[path = "../src/view.rs"]
 mod view;

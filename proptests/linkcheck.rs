@@ -1,12 +1,12 @@
 #[allow(dead_code, unused_imports)]
+#[path = "../src/conf/mod.rs"]
+mod conf;
+#[allow(dead_code, unused_imports)]
 #[path = "../src/render/mod.rs"]
 mod render;
 #[allow(dead_code, unused_imports)]
 #[path = "../src/stats/mod.rs"]
 mod stats;
-#[allow(dead_code, unused_imports)]
-#[path = "../src/conf/mod.rs"]
-mod conf;
 #[allow(dead_code, unused_imports)]
 #[path = "../src/view.rs"]
 mod view;

@@ -1811,3 +1811,44 @@ server {{
         [(a(p[1]), false, false, 1), (a(p[2]), true, false, 1)]
     );
 }
+
+/// "No live upstreams" (every peer down): nginx names the attempt after the upstream, and the
+/// C module keeps that name as a peer of the group (listed after the configured ones).
+#[test]
+fn an_attempt_without_a_live_peer_is_a_peer_named_after_its_group() {
+    let nginx = Nginx::start_with(2, 2, |p| {
+        format!(
+            r#"vhost_traffic_status_zone;
+upstream grp {{ server 127.0.0.1:{b} down; }}
+server {{
+    listen 127.0.0.1:{p0};
+    server_name nolive.test;
+    location /p {{ proxy_pass http://grp; }}
+    location /status {{ vhost_traffic_status_display; vhost_traffic_status_bypass_stats on; }}
+}}"#,
+            p0 = p[0],
+            b = p[1]
+        )
+    });
+    for _ in 0..3 {
+        assert_eq!(nginx.get("nolive.test", "/p").status, 502);
+    }
+    let d = get_doc(nginx.port(), "nolive.test", "/status");
+    let servers: Vec<&str> = d
+        .peers("grp")
+        .iter()
+        .map(|p| p["server"].as_str().unwrap())
+        .collect();
+    assert_eq!(servers, [format!("127.0.0.1:{}", nginx.ports[1]).as_str(), "grp"]);
+    let grp = d.peer("grp", "grp");
+    assert_eq!(num(grp, "/requestCounter"), 3);
+    assert_eq!(num(grp, "/responses/5xx"), 3);
+    assert_eq!(grp["down"], false);
+    assert_eq!(
+        num(
+            d.peer("grp", &format!("127.0.0.1:{}", nginx.ports[1])),
+            "/requestCounter"
+        ),
+        0
+    );
+}

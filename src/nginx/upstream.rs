@@ -52,8 +52,9 @@ pub unsafe fn record(w: &Worker, r: &ngx_http_request_t, client: &Sample, status
         } else {
             group
         };
-        // "No live upstreams": nginx names the attempt after the upstream itself.
-        let peer = if !group.is_empty() && peer == group {
+        // "No live upstreams": nginx names the attempt after the upstream itself, which the
+        // seed's dialect shows as `::none`; nginx-module-vts keeps the name (a gone peer).
+        let peer = if !w.vozlt && !group.is_empty() && peer == group {
             NO_PEER
         } else {
             peer
